@@ -1,0 +1,591 @@
+package tpmcard
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/tpmcard/tpmcard/tpmcard/secret"
+)
+
+// Defaults for a new card.
+const (
+	DefaultPIN      = "12345678"
+	DefaultPINTries = 5
+	DefaultPUKTries = 3
+	maxTries        = 255
+	pukAlphabet     = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" // no 0/O, 1/I
+	pukLength       = 16                                 // 80 bits
+)
+
+// CreateOptions describe a new card. The zero value is a card with the
+// default PIN (which must be changed on first use), a generated PUK, the
+// default PIN policy, 5 PIN tries and 3 PUK tries.
+type CreateOptions struct {
+	Label     string
+	PIN       secret.Secret // nil: DefaultPIN, marked "must change"
+	PUK       secret.Secret // nil: generated and returned once
+	PINPolicy *PINPolicy    // nil: DefaultPINPolicy
+	PINTries  int           // 0: DefaultPINTries
+	PUKTries  int           // 0: DefaultPUKTries
+}
+
+// Created is the result of Create. PUK is set only when it was generated;
+// it is shown once and kept nowhere.
+type Created struct {
+	Card CardInfo
+	PUK  secret.Secret
+}
+
+// CardInfo is what the record says about a card, without asking the TPM.
+type CardInfo struct {
+	Serial     string
+	Label      string
+	Created    time.Time
+	Policy     PINPolicy
+	PINTries   int
+	PUKTries   int
+	MustChange bool
+	Keys       []KeyInfo
+}
+
+// CardStatus adds what only the TPM knows: the counters.
+type CardStatus struct {
+	CardInfo
+	PINTriesLeft int
+	PUKTriesLeft int
+	PINLocked    bool
+	PUKLocked    bool
+	Blocked      bool // PIN and PUK both locked: destroy is all that is left
+	LoggedIn     bool
+}
+
+// Create provisions a new card: a PUK index, a PIN index whose policy
+// trusts the PUK, and the approvals for PIN and PUK changes.
+func (m *Manager) Create(opts CreateOptions) (*Created, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+
+	policy := DefaultPINPolicy()
+	if opts.PINPolicy != nil {
+		policy = *opts.PINPolicy
+	}
+	if err := policy.validate(); err != nil {
+		return nil, err
+	}
+	pinTries, pukTries := orDefault(opts.PINTries, DefaultPINTries), orDefault(opts.PUKTries, DefaultPUKTries)
+	if pinTries < 1 || pinTries > maxTries || pukTries < 1 || pukTries > maxTries {
+		return nil, fmt.Errorf("%w: tries must be 1 to %d", ErrInvalidOptions, maxTries)
+	}
+	if len(opts.Label) > 32 {
+		return nil, fmt.Errorf("%w: label longer than 32 bytes", ErrInvalidOptions)
+	}
+	pin, mustChange := opts.PIN, false
+	if pin == nil {
+		pin, mustChange = secret.FromString(DefaultPIN), true
+	}
+	if err := policy.Check(pin); err != nil {
+		return nil, err
+	}
+	puk, generated := opts.PUK, false
+	if puk == nil {
+		var err error
+		if puk, err = generatePUK(); err != nil {
+			return nil, err
+		}
+		generated = true
+	} else if err := (PINPolicy{MinLength: 8, MaxLength: MaxPINLength}).Check(puk); err != nil {
+		return nil, fmt.Errorf("PUK: %w", err)
+	}
+
+	serialBytes := make([]byte, 8)
+	if _, err := rand.Read(serialBytes); err != nil {
+		return nil, err
+	}
+	rec := &record{
+		Serial:     hex.EncodeToString(serialBytes),
+		Label:      opts.Label,
+		Created:    time.Now().UTC().Truncate(time.Second),
+		PINLimit:   uint32(pinTries),
+		PUKLimit:   uint32(pukTries),
+		Policy:     policy,
+		MustChange: mustChange,
+	}
+	if rec.Label == "" {
+		rec.Label = "tpmcard " + rec.Serial[:8]
+	}
+	if err := m.provision(rec, authValue("pin", pin), authValue("puk", puk)); err != nil {
+		return nil, err
+	}
+	if err := m.st.save(rec); err != nil {
+		m.undefine(rec)
+		return nil, err
+	}
+	m.records[rec.Serial] = rec
+	out := &Created{Card: rec.info()}
+	if generated {
+		out.PUK = puk
+	}
+	return out, nil
+}
+
+func orDefault(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func generatePUK() (secret.Secret, error) {
+	b := make([]byte, pukLength)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	for i := range b {
+		b[i] = pukAlphabet[int(b[i])%len(pukAlphabet)] // 256 is a multiple of 32: no bias
+	}
+	return secret.Secret(b), nil
+}
+
+// provision creates the card's TPM objects and fills in rec. On failure it
+// undefines whatever it defined.
+func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
+	defer wipe(pinAuth)
+	defer wipe(pukAuth)
+	hs, err := freeNVHandles(m.tpm, 2)
+	if err != nil {
+		return err
+	}
+	ap, err := newApprover()
+	if err != nil {
+		return err
+	}
+	defer ap.discard()
+	rec.Approval.Public = tpm2.Marshal(ap.pub)
+	defer func() {
+		if err != nil {
+			m.undefine(rec)
+		}
+	}()
+
+	// PUK index: define, then its one first write.
+	// Handles enter the record once defined, so a failure never undefines
+	// an index someone else defined meanwhile.
+	pukHandle := hs[0]
+	pukPolicy := orDigest(pukBranches(ap.name))
+	if err := m.defineIndex(pinIndexPublic(pukHandle, pukPolicy, false), pukAuth); err != nil {
+		return err
+	}
+	rec.PUKIndex, rec.PUKName = uint32(pukHandle), nvName(pinIndexPublic(pukHandle, pukPolicy, true))
+	err = m.policyWrite(pukHandle, nvName(pinIndexPublic(pukHandle, pukPolicy, false)), pinData{0, rec.PUKLimit},
+		pukBranches(ap.name), func(h tpm2.TPMHandle) error {
+			_, err := tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}.Execute(m.tpm)
+			if err == nil {
+				_, err = tpm2.PolicyNVWritten{PolicySession: h, WrittenSet: false}.Execute(m.tpm)
+			}
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("initializing PUK: %w", busy(err))
+	}
+
+	// PIN index: its policy names the written PUK index.
+	pinHandle := hs[1]
+	pinPolicy := orDigest(pinBranches(ap.name, rec.PUKName))
+	if err := m.defineIndex(pinIndexPublic(pinHandle, pinPolicy, false), pinAuth); err != nil {
+		return err
+	}
+	rec.PINIndex, rec.PINName = uint32(pinHandle), nvName(pinIndexPublic(pinHandle, pinPolicy, true))
+	if err := m.resetPIN(rec, pukAuth, nvName(pinIndexPublic(pinHandle, pinPolicy, false))); err != nil {
+		return fmt.Errorf("initializing PIN: %w", err)
+	}
+
+	// Both names are final: approve the two change policies, then forget
+	// the approval key.
+	if rec.Approval.PINSig, err = ap.sign(approvedChange(rec.PINName), refPINChange); err != nil {
+		return err
+	}
+	if rec.Approval.PUKSig, err = ap.sign(approvedChange(rec.PUKName), refPUKChange); err != nil {
+		return err
+	}
+	return m.checkNames(rec)
+}
+
+// defineIndex runs NV_DefineSpace with the authValue sent encrypted through
+// a salted session.
+func (m *Manager) defineIndex(pub tpm2.TPMSNVPublic, auth []byte) error {
+	enc, closer, err := m.saltedHMAC(nil, tpm2.AESEncryption(128, tpm2.EncryptIn))
+	if err != nil {
+		return fmt.Errorf("opening session: %w", busy(err))
+	}
+	defer closer()
+	_, err = tpm2.NVDefineSpace{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+		Auth:       tpm2.TPM2BAuth{Buffer: auth},
+		PublicInfo: tpm2.New2B(pub),
+	}.Execute(m.tpm, enc)
+	switch {
+	case err == nil:
+		return nil
+	case isTPM(err, tpm2.TPMRCNVSpace):
+		return fmt.Errorf("defining NV index %#x: %w", pub.NVIndex, ErrNVSpace)
+	case isAuthFailure(err):
+		return fmt.Errorf("defining NV index %#x: owner authorization refused: %w", pub.NVIndex, err)
+	}
+	return fmt.Errorf("defining NV index %#x: %w", pub.NVIndex, busy(err))
+}
+
+// policyWrite writes data to an index through the branch that steps runs,
+// closing with the index's PolicyOR.
+func (m *Manager) policyWrite(h tpm2.TPMHandle, name []byte, data pinData, branches [][]byte, steps func(tpm2.TPMHandle) error) error {
+	s, closer, err := m.policySession()
+	if err != nil {
+		return err
+	}
+	defer closer()
+	if err := steps(s.Handle()); err != nil {
+		return err
+	}
+	if _, err := (tpm2.PolicyOr{PolicySession: s.Handle(), PHashList: digestList(branches)}).Execute(m.tpm); err != nil {
+		return err
+	}
+	_, err = tpm2.NVWrite{
+		AuthHandle: tpm2.AuthHandle{Handle: h, Name: tpm2.TPM2BName{Buffer: name}, Auth: s},
+		NVIndex:    tpm2.NamedHandle{Handle: h, Name: tpm2.TPM2BName{Buffer: name}},
+		Data:       tpm2.TPM2BMaxNVBuffer{Buffer: data.bytes()},
+	}.Execute(m.tpm)
+	return err
+}
+
+// secretStep proves an index's authValue into a policy session with
+// PolicySecret through a one-time salted HMAC session. The TPM counts the
+// attempt on that index.
+func (m *Manager) secretStep(policy tpm2.TPMHandle, index tpm2.TPMHandle, name []byte, auth []byte) error {
+	hs, closer, err := m.saltedHMAC(auth)
+	if err != nil {
+		return err
+	}
+	defer closer()
+	_, err = tpm2.PolicySecret{
+		AuthHandle:    tpm2.AuthHandle{Handle: index, Name: tpm2.TPM2BName{Buffer: name}, Auth: hs},
+		PolicySession: policy,
+	}.Execute(m.tpm)
+	return err
+}
+
+// resetPIN writes {0, limit} to the PIN index through the PUK branch: the
+// first write at provisioning, and the counter reset of an unblock.
+func (m *Manager) resetPIN(rec *record, pukAuth, pinName []byte) error {
+	err := m.policyWrite(tpm2.TPMHandle(rec.PINIndex), pinName, pinData{0, rec.PINLimit}, m.pinBranches(rec),
+		func(h tpm2.TPMHandle) error {
+			if _, err := (tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}).Execute(m.tpm); err != nil {
+				return err
+			}
+			return m.secretStep(h, tpm2.TPMHandle(rec.PUKIndex), rec.PUKName, pukAuth)
+		})
+	return m.pukError(rec, err)
+}
+
+func (m *Manager) pinBranches(rec *record) [][]byte {
+	return pinBranches(approvalName(rec), rec.PUKName)
+}
+
+func approvalName(rec *record) []byte {
+	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](rec.Approval.Public)
+	if err != nil {
+		return nil // the policies will not match: reported as a TPM policy failure
+	}
+	n, err := tpm2.ObjectName(pub)
+	if err != nil {
+		return nil
+	}
+	return n.Buffer
+}
+
+// checkNames compares the TPM's view of both indices with the record.
+func (m *Manager) checkNames(rec *record) error {
+	for _, ix := range []struct {
+		h    uint32
+		name []byte
+	}{{rec.PINIndex, rec.PINName}, {rec.PUKIndex, rec.PUKName}} {
+		rsp, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(ix.h)}.Execute(m.tpm)
+		if err != nil {
+			if isGone(err) {
+				return fmt.Errorf("%w (NV index %#x is not defined)", ErrCardLost, ix.h)
+			}
+			return busy(err)
+		}
+		if string(rsp.NVName.Buffer) != string(ix.name) {
+			return fmt.Errorf("%w (NV index %#x was replaced)", ErrCardLost, ix.h)
+		}
+	}
+	return nil
+}
+
+// readCounter reads an index's pinCount and pinLimit through its read
+// branch; it needs no secret and does not move the counter.
+func (m *Manager) readCounter(h uint32, name []byte, branches [][]byte) (pinData, error) {
+	s, closer, err := m.policySession()
+	if err != nil {
+		return pinData{}, busy(err)
+	}
+	defer closer()
+	if _, err := (tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVRead}).Execute(m.tpm); err != nil {
+		return pinData{}, busy(err)
+	}
+	if _, err := (tpm2.PolicyOr{PolicySession: s.Handle(), PHashList: digestList(branches)}).Execute(m.tpm); err != nil {
+		return pinData{}, busy(err)
+	}
+	nh := tpm2.NamedHandle{Handle: tpm2.TPMHandle(h), Name: tpm2.TPM2BName{Buffer: name}}
+	rsp, err := tpm2.NVRead{AuthHandle: tpm2.AuthHandle{Handle: nh.Handle, Name: nh.Name, Auth: s}, NVIndex: nh, Size: 8}.Execute(m.tpm)
+	if err != nil {
+		if isGone(err) {
+			return pinData{}, fmt.Errorf("%w (NV index %#x)", ErrCardLost, h)
+		}
+		return pinData{}, busy(err)
+	}
+	b := rsp.Data.Buffer
+	if len(b) != 8 {
+		return pinData{}, fmt.Errorf("NV index %#x: %d bytes of PIN data, want 8", h, len(b))
+	}
+	return pinData{Count: be32(b[:4]), Limit: be32(b[4:])}, nil
+}
+
+func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+
+func (m *Manager) pinCounter(rec *record) (pinData, error) {
+	return m.readCounter(rec.PINIndex, rec.PINName, m.pinBranches(rec))
+}
+
+func (m *Manager) pukCounter(rec *record) (pinData, error) {
+	return m.readCounter(rec.PUKIndex, rec.PUKName, pukBranches(approvalName(rec)))
+}
+
+// pinError turns the TPM's answer to a PIN proof into the card's error.
+func (m *Manager) pinError(rec *record, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isAuthFailure(err):
+		left := -1
+		if c, cerr := m.pinCounter(rec); cerr == nil {
+			left = c.left()
+		}
+		if left == 0 {
+			return ErrPINLocked
+		}
+		return &PINError{TriesLeft: left}
+	case isTPM(err, tpm2.TPMRCAuthUnavailable):
+		if c, cerr := m.pukCounter(rec); cerr == nil && c.left() == 0 {
+			return ErrCardBlocked
+		}
+		return ErrPINLocked
+	case isGone(err):
+		return fmt.Errorf("%w: %v", ErrCardLost, err)
+	}
+	return busy(err)
+}
+
+// pukError is pinError for the PUK.
+func (m *Manager) pukError(rec *record, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isAuthFailure(err):
+		left := -1
+		if c, cerr := m.pukCounter(rec); cerr == nil {
+			left = c.left()
+		}
+		if left == 0 {
+			return ErrPUKLocked
+		}
+		return &PINError{PUK: true, TriesLeft: left}
+	case isTPM(err, tpm2.TPMRCAuthUnavailable):
+		return ErrPUKLocked
+	case isGone(err):
+		return fmt.Errorf("%w: %v", ErrCardLost, err)
+	}
+	return busy(err)
+}
+
+// record returns the cached record of a card, reading it on first use.
+func (m *Manager) record(serial string) (*record, error) {
+	if r, ok := m.records[serial]; ok {
+		return r, nil
+	}
+	r, err := m.st.load(serial)
+	if err != nil {
+		return nil, err
+	}
+	m.records[serial] = r
+	return r, nil
+}
+
+// saveRecord writes a changed copy; the cache changes only once the disk
+// has it.
+func (m *Manager) saveRecord(r *record) error {
+	if err := m.st.save(r); err != nil {
+		return err
+	}
+	m.records[r.Serial] = r
+	return nil
+}
+
+func (r *record) clone() *record {
+	c := *r
+	c.Keys = append([]keyRecord(nil), r.Keys...)
+	return &c
+}
+
+func (r *record) info() CardInfo {
+	ci := CardInfo{
+		Serial: r.Serial, Label: r.Label, Created: r.Created, Policy: r.Policy,
+		PINTries: int(r.PINLimit), PUKTries: int(r.PUKLimit), MustChange: r.MustChange,
+	}
+	for i := range r.Keys {
+		if ki, err := r.Keys[i].info(); err == nil {
+			ci.Keys = append(ci.Keys, ki)
+		}
+	}
+	return ci
+}
+
+// Cards lists every card the state directory records.
+func (m *Manager) Cards() ([]CardInfo, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	serials, err := m.st.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []CardInfo
+	for _, s := range serials {
+		r, err := m.record(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.info())
+	}
+	return out, nil
+}
+
+// Card returns one card's record.
+func (m *Manager) Card(serial string) (CardInfo, error) {
+	if err := m.lock(); err != nil {
+		return CardInfo{}, err
+	}
+	defer m.mu.Unlock()
+	r, err := m.record(serial)
+	if err != nil {
+		return CardInfo{}, err
+	}
+	return r.info(), nil
+}
+
+// Status reads the card's counters from the TPM. A card whose indices are
+// gone or were replaced gives ErrCardLost.
+func (m *Manager) Status(serial string) (*CardStatus, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	r, err := m.record(serial)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.checkNames(r); err != nil {
+		return nil, fmt.Errorf("card %s: %w", serial, err)
+	}
+	pin, err := m.pinCounter(r)
+	if err != nil {
+		return nil, fmt.Errorf("card %s: reading PIN counter: %w", serial, err)
+	}
+	puk, err := m.pukCounter(r)
+	if err != nil {
+		return nil, fmt.Errorf("card %s: reading PUK counter: %w", serial, err)
+	}
+	st := &CardStatus{
+		CardInfo:     r.info(),
+		PINTriesLeft: pin.left(),
+		PUKTriesLeft: puk.left(),
+		PINLocked:    pin.left() == 0,
+		PUKLocked:    puk.left() == 0,
+		LoggedIn:     m.logins[serial] != nil,
+	}
+	st.Blocked = st.PINLocked && st.PUKLocked
+	return st, nil
+}
+
+// Destroy undefines the card's NV indices and removes its record and key
+// blobs. A card whose TPM objects are already gone is removed all the same.
+func (m *Manager) Destroy(serial string) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	r, err := m.record(serial)
+	if err != nil {
+		return err
+	}
+	m.logoutLocked(serial)
+	m.dropKeys(serial)
+	if err := m.undefine(r); err != nil {
+		return fmt.Errorf("destroying card %s: %w", serial, err)
+	}
+	if err := m.st.remove(serial); err != nil {
+		return err
+	}
+	delete(m.records, serial)
+	return nil
+}
+
+// undefine removes the card's NV indices, skipping those already gone and
+// those not recorded as the card's (a replaced index belongs to someone
+// else).
+func (m *Manager) undefine(r *record) error {
+	var errs []error
+	for _, ix := range []struct {
+		h    uint32
+		name []byte
+	}{{r.PINIndex, r.PINName}, {r.PUKIndex, r.PUKName}} {
+		if ix.h == 0 {
+			continue
+		}
+		pub, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(ix.h)}.Execute(m.tpm)
+		if err != nil {
+			if !isGone(err) {
+				errs = append(errs, busy(err))
+			}
+			continue
+		}
+		if ix.name != nil && string(pub.NVName.Buffer) != string(ix.name) && !m.isUnwrittenOf(pub, ix.name) {
+			continue
+		}
+		_, err = tpm2.NVUndefineSpace{
+			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+			NVIndex:    tpm2.NamedHandle{Handle: tpm2.TPMHandle(ix.h), Name: pub.NVName},
+		}.Execute(m.tpm)
+		if err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("undefining NV index %#x: %w", ix.h, busy(err)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isUnwrittenOf reports whether pub is the not-yet-written form of the
+// index whose written name is name: a provisioning that stopped halfway.
+func (m *Manager) isUnwrittenOf(rsp *tpm2.NVReadPublicResponse, name []byte) bool {
+	p, err := rsp.NVPublic.Contents()
+	if err != nil || p.Attributes.Written {
+		return false
+	}
+	p.Attributes.Written = true
+	return string(nvName(*p)) == string(name)
+}

@@ -1,0 +1,194 @@
+package tpmcard
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"testing"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/tpmcard/tpmcard/tpmcard/secret"
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
+)
+
+var (
+	testPIN = secret.FromString("correct horse")
+	testPUK = secret.FromString("PUKPUKPUK123")
+)
+
+func openManager(t *testing.T, tpm transport.TPM, dir string) *Manager {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	m, err := Open(tpm, WithStateDir(dir))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// newCard creates a card with a known PIN and PUK, 3 PIN tries and 2 PUK
+// tries.
+func newCard(t *testing.T, m *Manager) string {
+	t.Helper()
+	c, err := m.Create(CreateOptions{Label: "test", PIN: testPIN, PUK: testPUK, PINTries: 3, PUKTries: 2})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if c.PUK != nil {
+		t.Fatal("a PUK given by the caller was returned as generated")
+	}
+	return c.Card.Serial
+}
+
+func mustGenerate(t *testing.T, m *Manager, serial string, a Algorithm) KeyInfo {
+	t.Helper()
+	k, err := m.GenerateKey(context.Background(), serial, KeyOptions{Algorithm: a}, nil)
+	if err != nil {
+		t.Fatalf("GenerateKey(%s): %v", a, err)
+	}
+	return k
+}
+
+func verify(t *testing.T, k KeyInfo, digest, sig []byte, opts SignOptions) {
+	t.Helper()
+	switch pub := k.Public.(type) {
+	case *ecdsa.PublicKey:
+		asn, err := RawToASN1(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sig) != 2*k.Algorithm.Bits()/8 {
+			t.Fatalf("r||s has %d bytes", len(sig))
+		}
+		if !ecdsa.VerifyASN1(pub, digest, asn) {
+			t.Fatalf("ECDSA signature does not verify")
+		}
+	case *rsa.PublicKey:
+		var err error
+		if opts.PSS {
+			err = rsa.VerifyPSS(pub, opts.Hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		} else {
+			err = rsa.VerifyPKCS1v15(pub, opts.Hash, digest, sig)
+		}
+		if err != nil {
+			t.Fatalf("RSA signature does not verify: %v", err)
+		}
+	}
+}
+
+func wantPINError(t *testing.T, err error, left int) {
+	t.Helper()
+	var pe *PINError
+	if !errors.As(err, &pe) || pe.TriesLeft != left {
+		t.Fatalf("got %v, want PIN incorrect with %d tries left", err, left)
+	}
+}
+
+func TestCardLifecycle(t *testing.T) {
+	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) {
+		m := openManager(t, b.TPM, "")
+		c, err := m.Create(CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := c.Card.Serial
+		if len(c.PUK) != pukLength || !c.Card.MustChange {
+			t.Fatalf("default card: PUK %d chars, must change %v", len(c.PUK), c.Card.MustChange)
+		}
+		k := mustGenerate(t, m, serial, ECDSAP256)
+		digest := sha256.Sum256([]byte("challenge"))
+
+		if _, err := m.Sign(serial, k.ID, digest[:], SignOptions{Hash: crypto.SHA256}); !errors.Is(err, ErrNotLoggedIn) {
+			t.Fatalf("sign before login: %v", err)
+		}
+		if err := m.Login(serial, secret.FromString(DefaultPIN)); err != nil {
+			t.Fatalf("login with the default PIN: %v", err)
+		}
+		if _, err := m.Sign(serial, k.ID, digest[:], SignOptions{Hash: crypto.SHA256}); !errors.Is(err, ErrPINExpired) {
+			t.Fatalf("sign with the default PIN: got %v, want ErrPINExpired", err)
+		}
+		if err := m.ChangePIN(serial, secret.FromString(DefaultPIN), secret.FromString("short")); err == nil {
+			t.Fatal("a 5-character PIN passed the default policy")
+		}
+		if err := m.ChangePIN(serial, secret.FromString(DefaultPIN), testPIN); err != nil {
+			t.Fatalf("ChangePIN: %v", err)
+		}
+		for i := 0; i < 3; i++ {
+			sig, err := m.Sign(serial, k.ID, digest[:], SignOptions{Hash: crypto.SHA256})
+			if err != nil {
+				t.Fatalf("sign %d after the PIN change: %v", i, err)
+			}
+			verify(t, k, digest[:], sig, SignOptions{})
+		}
+		m.Logout(serial)
+		if _, err := m.Sign(serial, k.ID, digest[:], SignOptions{Hash: crypto.SHA256}); !errors.Is(err, ErrNotLoggedIn) {
+			t.Fatalf("sign after logout: %v", err)
+		}
+		if err := m.Login(serial, secret.FromString(DefaultPIN)); err == nil {
+			t.Fatal("the old default PIN still logs in")
+		}
+		if err := m.Login(serial, testPIN); err != nil {
+			t.Fatal(err)
+		}
+		st, err := m.Status(serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.PINTriesLeft != DefaultPINTries || st.PUKTriesLeft != DefaultPUKTries || st.MustChange || !st.LoggedIn {
+			t.Fatalf("status after a good login: %+v", st)
+		}
+		if err := m.Destroy(serial); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Status(serial); !errors.Is(err, ErrCardNotFound) {
+			t.Fatalf("status of a destroyed card: %v", err)
+		}
+	})
+}
+
+func TestSignAlgorithms(t *testing.T) {
+	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) {
+		m := openManager(t, b.TPM, "")
+		serial := newCard(t, m)
+		if err := m.Login(serial, testPIN); err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte("sign me")
+		for _, a := range []Algorithm{ECDSAP256, ECDSAP384, RSA2048} {
+			k := mustGenerate(t, m, serial, a)
+			for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+				hh := h.New()
+				hh.Write(msg)
+				d := hh.Sum(nil)
+				opts := []SignOptions{{Hash: h}}
+				if a.IsRSA() {
+					opts = append(opts, SignOptions{Hash: h, PSS: true})
+				}
+				for _, o := range opts {
+					sig, err := m.Sign(serial, k.ID, d, o)
+					if err != nil {
+						t.Fatalf("%s %v pss=%v: %v", a, h, o.PSS, err)
+					}
+					verify(t, k, d, sig, o)
+				}
+			}
+		}
+		// CKM_ECDSA: raw digests of any length.
+		k := mustGenerate(t, m, serial, ECDSAP256)
+		for _, n := range []int{20, 28, 32, 48, 64} {
+			d := sha512.Sum512([]byte{byte(n)})
+			sig, err := m.Sign(serial, k.ID, d[:n], SignOptions{})
+			if err != nil {
+				t.Fatalf("raw ECDSA over %d bytes: %v", n, err)
+			}
+			verify(t, k, d[:n], sig, SignOptions{})
+		}
+	})
+}

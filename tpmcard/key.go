@@ -1,0 +1,278 @@
+package tpmcard
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+)
+
+// KeyInfo describes a card key.
+type KeyInfo struct {
+	ID        []byte // PKCS#11 CKA_ID; by default SHA-1 of the public key (RFC 5280 §4.2.1.2 method 1)
+	Label     string
+	Algorithm Algorithm
+	Public    crypto.PublicKey // *ecdsa.PublicKey or *rsa.PublicKey
+	Created   time.Time
+}
+
+// KeyOptions describe a new key. ID and Label are optional.
+type KeyOptions struct {
+	Algorithm Algorithm
+	Label     string
+	ID        []byte
+}
+
+// Progress is reported while a key is being generated, which can take
+// tens of seconds for RSA on some TPMs.
+type Progress struct {
+	Algorithm Algorithm
+	Elapsed   time.Duration
+}
+
+func (k *keyRecord) public() (*tpm2.TPMTPublic, error) {
+	p := tpm2.BytesAs2B[tpm2.TPMTPublic](k.Public)
+	return p.Contents()
+}
+
+func (k *keyRecord) info() (KeyInfo, error) {
+	tp, err := k.public()
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("key %x: %w", k.ID, err)
+	}
+	pub, err := tpm2.Pub(*tp)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("key %x: %w", k.ID, err)
+	}
+	return KeyInfo{ID: k.ID, Label: k.Label, Algorithm: k.Algorithm, Public: pub, Created: k.Created}, nil
+}
+
+// keyID is SHA-1 over the subjectPublicKey bits, as a certificate's
+// subject key identifier is usually made.
+func keyID(pub crypto.PublicKey) ([]byte, error) {
+	var bits []byte
+	switch p := pub.(type) {
+	case *ecdsa.PublicKey:
+		e, err := p.ECDH()
+		if err != nil {
+			return nil, err
+		}
+		bits = e.Bytes()
+	case *rsa.PublicKey:
+		bits = x509.MarshalPKCS1PublicKey(p)
+	default:
+		return nil, fmt.Errorf("unexpected public key %T", pub)
+	}
+	sum := sha1.Sum(bits)
+	return sum[:], nil
+}
+
+// GenerateKey creates a key inside the TPM, bound to the card's PIN. It
+// needs no PIN: the key is unusable until one is proved. progress, when
+// not nil, is called about twice a second while the TPM works.
+func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOptions, progress func(Progress)) (KeyInfo, error) {
+	if err := m.lock(); err != nil {
+		return KeyInfo{}, err
+	}
+	defer m.mu.Unlock()
+	r, err := m.record(serial)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if len(opts.ID) > 64 || len(opts.Label) > 64 {
+		return KeyInfo{}, fmt.Errorf("%w: key ID is limited to 64 bytes and label to 64 characters", ErrInvalidOptions)
+	}
+	if opts.ID != nil && r.key(opts.ID) != nil {
+		return KeyInfo{}, fmt.Errorf("%w: card %s already has a key with ID %x", ErrInvalidOptions, serial, opts.ID)
+	}
+	tmpl, err := opts.Algorithm.template(keyPolicy(r.PINName))
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return KeyInfo{}, err
+	}
+	stop := reportProgress(opts.Algorithm, progress)
+	var rsp *tpm2.CreateResponse
+	err = m.withRoom(func() (err error) {
+		rsp, err = tpm2.Create{
+			ParentHandle: tpm2.AuthHandle{Handle: m.srk.handle, Name: m.srk.name, Auth: tpm2.PasswordAuth(nil)},
+			InPublic:     tpm2.New2B(tmpl),
+		}.Execute(m.tpm)
+		return err
+	})
+	stop()
+	if err != nil {
+		if isTPM(err, tpm2.TPMRCKeySize) || isTPM(err, tpm2.TPMRCCurve) || isTPM(err, tpm2.TPMRCValue) || isTPM(err, tpm2.TPMRCAsymmetric) {
+			return KeyInfo{}, fmt.Errorf("generating %s key: %w", opts.Algorithm, ErrUnsupported)
+		}
+		return KeyInfo{}, fmt.Errorf("generating %s key: %w", opts.Algorithm, busy(err))
+	}
+	kr := keyRecord{
+		ID:        opts.ID,
+		Label:     opts.Label,
+		Algorithm: opts.Algorithm,
+		Public:    tpm2.Marshal(rsp.OutPublic),
+		Private:   tpm2.Marshal(rsp.OutPrivate),
+		Created:   time.Now().UTC().Truncate(time.Second),
+	}
+	// TPM2B marshalling keeps the size prefix; store the contents alone.
+	kr.Public, kr.Private = kr.Public[2:], kr.Private[2:]
+	info, err := kr.info()
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if kr.ID == nil {
+		if kr.ID, err = keyID(info.Public); err != nil {
+			return KeyInfo{}, err
+		}
+		if r.key(kr.ID) != nil {
+			return KeyInfo{}, fmt.Errorf("%w: card %s already has a key with ID %x", ErrInvalidOptions, serial, kr.ID)
+		}
+		info.ID = kr.ID
+	}
+	if kr.Label == "" {
+		kr.Label = fmt.Sprintf("%s %x", opts.Algorithm, kr.ID[:4])
+		info.Label = kr.Label
+	}
+	c := r.clone()
+	c.Keys = append(c.Keys, kr)
+	if err := m.saveRecord(c); err != nil {
+		return KeyInfo{}, err
+	}
+	return info, nil
+}
+
+func reportProgress(a Algorithm, progress func(Progress)) (stop func()) {
+	if progress == nil {
+		return func() {}
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				progress(Progress{Algorithm: a, Elapsed: time.Since(start)})
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (r *record) key(id []byte) *keyRecord {
+	for i := range r.Keys {
+		if bytes.Equal(r.Keys[i].ID, id) {
+			return &r.Keys[i]
+		}
+	}
+	return nil
+}
+
+// Keys lists the card's keys.
+func (m *Manager) Keys(serial string) ([]KeyInfo, error) {
+	ci, err := m.Card(serial)
+	if err != nil {
+		return nil, err
+	}
+	return ci.Keys, nil
+}
+
+// Key returns one key of the card.
+func (m *Manager) Key(serial string, id []byte) (KeyInfo, error) {
+	if err := m.lock(); err != nil {
+		return KeyInfo{}, err
+	}
+	defer m.mu.Unlock()
+	r, err := m.record(serial)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	k := r.key(id)
+	if k == nil {
+		return KeyInfo{}, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, id)
+	}
+	return k.info()
+}
+
+// DeleteKey removes a key's blobs from the card. The TPM keeps nothing of a
+// key that is not loaded, so the key is gone for good.
+func (m *Manager) DeleteKey(serial string, id []byte) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	r, err := m.record(serial)
+	if err != nil {
+		return err
+	}
+	if r.key(id) == nil {
+		return fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, id)
+	}
+	c := r.clone()
+	c.Keys = c.Keys[:0]
+	for _, k := range r.Keys {
+		if !bytes.Equal(k.ID, id) {
+			c.Keys = append(c.Keys, k)
+		}
+	}
+	if k, ok := m.keys[keyCacheID(serial, id)]; ok {
+		flush(m.tpm, k.handle)
+		delete(m.keys, keyCacheID(serial, id))
+	}
+	return m.saveRecord(c)
+}
+
+func keyCacheID(serial string, id []byte) string { return serial + "/" + hex.EncodeToString(id) }
+
+func (m *Manager) dropKeys(serial string) {
+	prefix := serial + "/"
+	for id, k := range m.keys {
+		if len(id) > len(prefix) && id[:len(prefix)] == prefix {
+			flush(m.tpm, k.handle)
+			delete(m.keys, id)
+		}
+	}
+}
+
+// loadKey returns the key's transient handle, loading its blobs under the
+// SRK the first time and after an eviction.
+func (m *Manager) loadKey(r *record, k *keyRecord) (*loadedKey, error) {
+	id := keyCacheID(r.Serial, k.ID)
+	if lk, ok := m.keys[id]; ok {
+		lk.used = m.tick()
+		return lk, nil
+	}
+	var rsp *tpm2.LoadResponse
+	err := m.withRoom(func() (err error) {
+		rsp, err = tpm2.Load{
+			ParentHandle: tpm2.AuthHandle{Handle: m.srk.handle, Name: m.srk.name, Auth: tpm2.PasswordAuth(nil)},
+			InPrivate:    tpm2.TPM2BPrivate{Buffer: k.Private},
+			InPublic:     tpm2.BytesAs2B[tpm2.TPMTPublic](k.Public),
+		}.Execute(m.tpm)
+		return err
+	})
+	if err != nil {
+		if isGone(err) || isTPM(err, tpm2.TPMRCBinding) {
+			return nil, fmt.Errorf("%w (key %x does not load on this TPM: %v)", ErrCardLost, k.ID, err)
+		}
+		return nil, fmt.Errorf("loading key %x: %w", k.ID, busy(err))
+	}
+	lk := &loadedKey{handle: rsp.ObjectHandle, name: rsp.Name, used: m.tick()}
+	m.keys[id] = lk
+	return lk, nil
+}

@@ -1,0 +1,262 @@
+package tpmcard
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// DefaultStateDir is where card records live unless WithStateDir says
+// otherwise.
+const DefaultStateDir = "/var/lib/tpmcard"
+
+// Option configures a Manager.
+type Option func(*config)
+
+type config struct {
+	stateDir  string
+	ownerAuth []byte
+	retryWait time.Duration
+}
+
+// WithStateDir sets the directory that keeps card records (created 0700).
+func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+
+// WithOwnerAuth sets the owner hierarchy's authorization, needed to create
+// the storage root key and to define and undefine NV indices. Empty by
+// default, as TPMs ship.
+func WithOwnerAuth(auth []byte) Option {
+	return func(c *config) { c.ownerAuth = append([]byte(nil), auth...) }
+}
+
+// WithRetryWait bounds how long a command the TPM asks to retry (NV_RATE,
+// RETRY, YIELDED, TESTING) is retried before ErrTPMBusy. Default 30s.
+func WithRetryWait(d time.Duration) Option { return func(c *config) { c.retryWait = d } }
+
+func (c *config) validate() error {
+	if c.stateDir == "" {
+		return fmt.Errorf("%w: empty state directory", ErrInvalidOptions)
+	}
+	if c.retryWait < 0 {
+		return fmt.Errorf("%w: negative retry wait", ErrInvalidOptions)
+	}
+	return nil
+}
+
+// Manager owns one TPM connection and the cards recorded in one state
+// directory. Its methods are safe for concurrent use; TPM commands are
+// serialized.
+type Manager struct {
+	mu      sync.Mutex
+	tpm     transport.TPM
+	st      *store
+	owner   []byte
+	srk     srk
+	records map[string]*record
+	keys    map[string]*loadedKey // by keyCacheID
+	logins  map[string]*login     // by serial
+	sig     signSession
+	clock   uint64 // LRU counter
+	closed  bool
+}
+
+type srk struct {
+	handle tpm2.TPMHandle
+	name   tpm2.TPM2BName
+	pub    tpm2.TPMTPublic
+}
+
+type loadedKey struct {
+	handle tpm2.TPMHandle
+	name   tpm2.TPM2BName
+	used   uint64
+}
+
+// login is the PIN proof of a card that some caller logged in to: the
+// derived authValue and a salted HMAC session that carries it.
+type login struct {
+	auth  []byte
+	sess  tpm2.Session
+	close func() error
+	used  uint64
+}
+
+// signSession is one policy session shared by every card: PolicySecret of
+// a card's PIN index arms it for that card's keys, TPM2_Sign consumes it.
+type signSession struct {
+	sess     tpm2.Session
+	close    func() error
+	armedFor string // serial whose PIN the digest holds; "" when reset
+	dirty    bool   // state unknown after a failure: PolicyRestart first
+}
+
+// Open prepares a Manager on an open TPM. It creates the storage root key
+// (TCG ECC P-256 SRK template, owner hierarchy) and keeps it loaded.
+func Open(t transport.TPM, opts ...Option) (*Manager, error) {
+	cfg := config{stateDir: DefaultStateDir, retryWait: 30 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	st, err := newStore(cfg.stateDir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		tpm:     &retryTPM{tpm: t, maxWait: cfg.retryWait, sleep: time.Sleep},
+		st:      st,
+		owner:   cfg.ownerAuth,
+		records: map[string]*record{},
+		keys:    map[string]*loadedKey{},
+		logins:  map[string]*login{},
+	}
+	if err := m.loadSRK(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) loadSRK() error {
+	rsp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+		InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
+	}.Execute(m.tpm)
+	if err != nil {
+		if isAuthFailure(err) {
+			return fmt.Errorf("creating storage root key: owner authorization refused (set it with the owner-auth option): %w", err)
+		}
+		return fmt.Errorf("creating storage root key: %w", busy(err))
+	}
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		flush(m.tpm, rsp.ObjectHandle)
+		return fmt.Errorf("reading storage root key: %w", err)
+	}
+	m.srk = srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}
+	return nil
+}
+
+// Close logs out of every card and flushes every TPM handle the Manager
+// holds. The TPM connection itself belongs to the caller.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	for serial := range m.logins {
+		m.logoutLocked(serial)
+	}
+	m.resetSignSession()
+	for id, k := range m.keys {
+		flush(m.tpm, k.handle)
+		delete(m.keys, id)
+	}
+	flush(m.tpm, m.srk.handle)
+	return nil
+}
+
+var errClosed = errors.New("tpmcard: manager is closed")
+
+func (m *Manager) lock() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return errClosed
+	}
+	return nil
+}
+
+func (m *Manager) tick() uint64 { m.clock++; return m.clock }
+
+// withRoom runs fn, and when the TPM reports it has no room for another
+// object or session, flushes the least recently used key or login session
+// and tries again. Keys reload from their blobs and logins re-open their
+// session from the kept authValue, so eviction costs one command later.
+func (m *Manager) withRoom(fn func() error) error {
+	for {
+		err := fn()
+		if err == nil || !isMemory(err) || !m.evictOne() {
+			return err
+		}
+	}
+}
+
+func (m *Manager) evictOne() bool {
+	var oldest uint64 = ^uint64(0)
+	var key, serial string
+	for id, k := range m.keys {
+		if k.used < oldest {
+			oldest, key, serial = k.used, id, ""
+		}
+	}
+	for s, l := range m.logins {
+		if l.sess != nil && l.used < oldest {
+			oldest, key, serial = l.used, "", s
+		}
+	}
+	switch {
+	case key != "":
+		flush(m.tpm, m.keys[key].handle)
+		delete(m.keys, key)
+		return true
+	case serial != "":
+		l := m.logins[serial]
+		_ = l.close()
+		l.sess, l.close = nil, nil
+		return true
+	case m.sig.sess != nil:
+		m.resetSignSession()
+		return true
+	}
+	return false
+}
+
+// saltedHMAC opens a reusable HMAC session salted with the SRK, so that the
+// session key, and with it anything the session proves or encrypts, is
+// unknown to anyone watching the bus (Part 1 §19.6.10).
+func (m *Manager) saltedHMAC(auth []byte, opts ...tpm2.AuthOption) (tpm2.Session, func() error, error) {
+	var s tpm2.Session
+	var closer func() error
+	err := m.withRoom(func() (err error) {
+		s, closer, err = tpm2.HMACSession(m.tpm, tpm2.TPMAlgSHA256, 16,
+			append([]tpm2.AuthOption{tpm2.Auth(auth), tpm2.Salted(m.srk.handle, m.srk.pub)}, opts...)...)
+		return err
+	})
+	return s, closer, err
+}
+
+// policySession opens a reusable policy session.
+func (m *Manager) policySession() (tpm2.Session, func() error, error) {
+	var s tpm2.Session
+	var closer func() error
+	err := m.withRoom(func() (err error) {
+		s, closer, err = tpm2.PolicySession(m.tpm, tpm2.TPMAlgSHA256, 16)
+		return err
+	})
+	return s, closer, err
+}
+
+// authValue turns a PIN or PUK into the index's authValue. NV authValues
+// are at most one digest long (Part 3 §31.7), PINs up to 127 characters, so
+// every secret is hashed with a label that keeps PINs and PUKs apart.
+func authValue(kind string, s []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("tpmcard " + kind + "\x00"))
+	h.Write(s)
+	return h.Sum(nil)
+}
+
+func wipe(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}

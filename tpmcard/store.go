@@ -1,0 +1,179 @@
+package tpmcard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// recordVersion is the on-disk format of a card record. A record of a
+// newer version is refused rather than misread.
+const recordVersion = 1
+
+// record is what the disk keeps of a card: handles, names and public data.
+// It never holds a PIN, a PUK or anything derived from one.
+type record struct {
+	Version    int       `json:"version"`
+	Serial     string    `json:"serial"`
+	Label      string    `json:"label"`
+	Created    time.Time `json:"created"`
+	PINIndex   uint32    `json:"pin_index"`
+	PUKIndex   uint32    `json:"puk_index"`
+	PINName    []byte    `json:"pin_name"` // TPM Name after the first write
+	PUKName    []byte    `json:"puk_name"`
+	PINLimit   uint32    `json:"pin_limit"`
+	PUKLimit   uint32    `json:"puk_limit"`
+	Policy     PINPolicy `json:"pin_policy"`
+	MustChange bool      `json:"pin_must_change"`
+	Approval   approval  `json:"approval"`
+	Keys       []keyRecord `json:"keys"`
+}
+
+// keyRecord is one key's TPM blobs. Private is the TPM2B_PRIVATE sealed by
+// this TPM's storage root key: useless anywhere else.
+type keyRecord struct {
+	ID        []byte    `json:"id"`
+	Label     string    `json:"label"`
+	Algorithm Algorithm `json:"algorithm"`
+	Public    []byte    `json:"public"`  // TPM2B_PUBLIC
+	Private   []byte    `json:"private"` // TPM2B_PRIVATE
+	Created   time.Time `json:"created"`
+}
+
+// store keeps one JSON record per card in dir/cards, written atomically
+// (temporary file, fsync, rename, fsync of the directory), files 0600 in
+// directories 0700.
+type store struct {
+	dir    string
+	rename func(oldpath, newpath string) error // os.Rename; tests inject faults
+}
+
+func newStore(dir string) (*store, error) {
+	s := &store{dir: dir, rename: os.Rename}
+	if err := os.MkdirAll(s.cardsDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	// MkdirAll leaves existing directories as they are: tighten them.
+	for _, d := range []string{dir, s.cardsDir()} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("securing state directory: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *store) cardsDir() string { return filepath.Join(s.dir, "cards") }
+
+func (s *store) path(serial string) string { return filepath.Join(s.cardsDir(), serial+".json") }
+
+func validSerial(serial string) bool {
+	if len(serial) == 0 || len(serial) > 32 {
+		return false
+	}
+	for _, c := range serial {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *store) load(serial string) (*record, error) {
+	if !validSerial(serial) {
+		return nil, fmt.Errorf("%w: %q", ErrCardNotFound, serial)
+	}
+	b, err := os.ReadFile(s.path(serial))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrCardNotFound, serial)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading card %s: %w", serial, err)
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("reading card %s: corrupt record: %w", serial, err)
+	}
+	if r.Version != recordVersion {
+		return nil, fmt.Errorf("reading card %s: record version %d, this build reads version %d", serial, r.Version, recordVersion)
+	}
+	if r.Serial != serial {
+		return nil, fmt.Errorf("reading card %s: record names card %q", serial, r.Serial)
+	}
+	return &r, nil
+}
+
+func (s *store) list() ([]string, error) {
+	ents, err := os.ReadDir(s.cardsDir())
+	if err != nil {
+		return nil, fmt.Errorf("listing cards: %w", err)
+	}
+	var serials []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && e.Type().IsRegular() && validSerial(name) {
+			serials = append(serials, name)
+		}
+	}
+	sort.Strings(serials)
+	return serials, nil
+}
+
+// save replaces the card's record atomically: a crash or a failed rename
+// leaves the previous record intact.
+func (s *store) save(r *record) error {
+	r.Version = recordVersion
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding card %s: %w", r.Serial, err)
+	}
+	f, err := os.CreateTemp(s.cardsDir(), ".tmp-"+r.Serial+"-*")
+	if err != nil {
+		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+	}
+	if err := s.rename(tmp, s.path(r.Serial)); err != nil {
+		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+	}
+	return syncDir(s.cardsDir())
+}
+
+func (s *store) remove(serial string) error {
+	if err := os.Remove(s.path(serial)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing card %s: %w", serial, err)
+	}
+	return syncDir(s.cardsDir())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
