@@ -327,25 +327,21 @@ func (m *Manager) checkNames(rec *record) error {
 	return nil
 }
 
-// readCounter reads an index's pinCount and pinLimit through its read
-// branch; it needs no secret and does not move the counter.
-func (m *Manager) readCounter(h uint32, name []byte, branches [][]byte) (pinData, error) {
-	s, closer, err := m.policySession()
-	if err != nil {
-		return pinData{}, busy(err)
-	}
-	defer closer()
-	if _, err := (tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVRead}).Execute(m.tpm); err != nil {
-		return pinData{}, busy(err)
-	}
-	if _, err := (tpm2.PolicyOr{PolicySession: s.Handle(), PHashList: digestList(branches)}).Execute(m.tpm); err != nil {
-		return pinData{}, busy(err)
-	}
-	nh := tpm2.NamedHandle{Handle: tpm2.TPMHandle(h), Name: tpm2.TPM2BName{Buffer: name}}
-	rsp, err := tpm2.NVRead{AuthHandle: tpm2.AuthHandle{Handle: nh.Handle, Name: nh.Name, Auth: s}, NVIndex: nh, Size: 8}.Execute(m.tpm)
+// readCounter reads an index's pinCount and pinLimit with the owner's
+// authorization (Part 3 §31.13); it needs no PIN and does not move the
+// counter.
+func (m *Manager) readCounter(h uint32, name []byte) (pinData, error) {
+	rsp, err := tpm2.NVRead{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+		NVIndex:    tpm2.NamedHandle{Handle: tpm2.TPMHandle(h), Name: tpm2.TPM2BName{Buffer: name}},
+		Size:       8,
+	}.Execute(m.tpm)
 	if err != nil {
 		if isGone(err) {
 			return pinData{}, fmt.Errorf("%w (NV index %#x)", ErrCardLost, h)
+		}
+		if isAuthFailure(err) {
+			return pinData{}, fmt.Errorf("reading NV index %#x: owner authorization refused: %w", h, err)
 		}
 		return pinData{}, busy(err)
 	}
@@ -359,11 +355,11 @@ func (m *Manager) readCounter(h uint32, name []byte, branches [][]byte) (pinData
 func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
 
 func (m *Manager) pinCounter(rec *record) (pinData, error) {
-	return m.readCounter(rec.PINIndex, rec.PINName, m.pinBranches(rec))
+	return m.readCounter(rec.PINIndex, rec.PINName)
 }
 
 func (m *Manager) pukCounter(rec *record) (pinData, error) {
-	return m.readCounter(rec.PUKIndex, rec.PUKName, pukBranches(approvalName(rec)))
+	return m.readCounter(rec.PUKIndex, rec.PUKName)
 }
 
 // pinError turns the TPM's answer to a PIN proof into the card's error.

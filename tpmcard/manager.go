@@ -2,6 +2,7 @@ package tpmcard
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -247,12 +248,20 @@ func (m *Manager) policySession() (tpm2.Session, func() error, error) {
 
 // authValue turns a PIN or PUK into the index's authValue. NV authValues
 // are at most one digest long (Part 3 §31.7), PINs up to 127 characters, so
-// every secret is hashed with a label that keeps PINs and PUKs apart.
+// every secret is hashed with a label that keeps PINs and PUKs apart. The
+// hash is base64-encoded, 192 bits in 32 characters, because go-tpm v0.9.8
+// cuts an authValue at its first zero byte when it computes an HMAC key
+// (its trailing-zero trim does not stop at the first non-zero byte), and a
+// raw digest holds a zero byte about one time in eight.
 func authValue(kind string, s []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte("tpmcard " + kind + "\x00"))
 	h.Write(s)
-	return h.Sum(nil)
+	sum := h.Sum(nil)
+	out := make([]byte, base64.RawStdEncoding.EncodedLen(24))
+	base64.RawStdEncoding.Encode(out, sum[:24])
+	wipe(sum)
+	return out
 }
 
 func wipe(b []byte) {

@@ -17,9 +17,10 @@ const (
 )
 
 // pinIndexPublic is the public area of a PIN or PUK index: a PIN_FAIL index
-// (Part 2 §13.4) that is written and read only through its policy. NO_DA is
-// required for PIN_FAIL; there is no OWNERWRITE (the owner could reset the
-// counter), no AUTHWRITE (forbidden for PIN indices) and no POLICY_DELETE.
+// (Part 2 §13.4) written only through its policy and read by the owner.
+// NO_DA is required for PIN_FAIL; there is no OWNERWRITE (the owner could
+// reset the counter), no AUTHWRITE (forbidden for PIN indices), no
+// POLICYREAD (see policy.go) and no POLICY_DELETE.
 func pinIndexPublic(h tpm2.TPMHandle, policy []byte, written bool) tpm2.TPMSNVPublic {
 	return tpm2.TPMSNVPublic{
 		NVIndex: h,
@@ -28,7 +29,7 @@ func pinIndexPublic(h tpm2.TPMHandle, policy []byte, written bool) tpm2.TPMSNVPu
 			NT:          tpm2.TPMNTPinFail,
 			NoDA:        true,
 			PolicyWrite: true,
-			PolicyRead:  true,
+			OwnerRead:   true,
 			Written:     written,
 		},
 		AuthPolicy: tpm2.TPM2BDigest{Buffer: policy},

@@ -9,11 +9,10 @@ import (
 
 // The policies of a card, all SHA-256 (TPM 2.0 Part 1 §19.7, Part 3 §23).
 //
-// PUK index U:  PolicyOR{ read, firstWrite, approved(refPUKChange) }
-// PIN index I:  PolicyOR{ read, resetByPUK, setByPUK, approved(refPINChange) }
+// PUK index U:  PolicyOR{ firstWrite, approved(refPUKChange) }
+// PIN index I:  PolicyOR{ resetByPUK, setByPUK, approved(refPINChange) }
 // each key:     PolicySecret(I)
 //
-//	read          PolicyCommandCode(NV_Read): anyone may read pinCount/pinLimit
 //	firstWrite    PolicyCommandCode(NV_Write) + PolicyNvWritten(NO): only the
 //	              first write of U, dead once U is written
 //	resetByPUK    PolicyCommandCode(NV_Write) + PolicySecret(U): unblock
@@ -31,6 +30,14 @@ import (
 // cannot appear in the index's own policy (its Name covers the policy), so
 // a one-time key approves that policy at provisioning and is then destroyed:
 // no one, not even this program, can approve another.
+//
+// No branch may authorize anything without proving a secret first: the
+// TPM 2.0 reference implementation sets a PIN_FAIL index's pinCount to 0
+// after any successful authorization of the index, policy sessions
+// included, not only after a use of its authValue. A "read the counter"
+// policy branch would reset the count for anyone. Counters are read with
+// the owner's authorization instead (OWNERREAD), which authorizes the
+// owner, not the index, and leaves the count alone.
 
 const (
 	refPINChange = "tpmcard pin change"
@@ -94,7 +101,6 @@ func digestList(branches [][]byte) tpm2.TPMLDigest {
 // pukBranches lists U's PolicyOR branches in order.
 func pukBranches(approvalName []byte) [][]byte {
 	return [][]byte{
-		newCalc().cc(tpm2.TPMCCNVRead).digest(),
 		newCalc().cc(tpm2.TPMCCNVWrite).nvWritten(false).digest(),
 		newCalc().authorize(approvalName, refPUKChange).digest(),
 	}
@@ -103,7 +109,6 @@ func pukBranches(approvalName []byte) [][]byte {
 // pinBranches lists I's PolicyOR branches in order.
 func pinBranches(approvalName, pukName []byte) [][]byte {
 	return [][]byte{
-		newCalc().cc(tpm2.TPMCCNVRead).digest(),
 		newCalc().cc(tpm2.TPMCCNVWrite).secret(pukName).digest(),
 		newCalc().cc(tpm2.TPMCCNVChangeAuth).secret(pukName).digest(),
 		newCalc().authorize(approvalName, refPINChange).digest(),

@@ -1,0 +1,77 @@
+package wire
+
+import "github.com/tpmcard/tpmcard/tpmcard/secret"
+
+// testPIN is a PIN whose digits must never show up in a trace.
+const testPIN = "918273"
+
+// samples returns one fully populated message of every catalog type. Every
+// field is non-zero, so a field lost in a round trip shows.
+func samples() map[Type]any {
+	attrs := []Attribute{{Type: 0x0, Value: []byte{3}}, {Type: 0x102, Value: []byte("id-1")}}
+	return map[Type]any{
+		TypeHello:            &Hello{Version: Version, Client: "pkcs11/1.0 ssh"},
+		TypeListCards:        &ListCards{},
+		TypeMechanisms:       &Mechanisms{Serial: "TC-0001"},
+		TypeOpenSession:      &OpenSession{Serial: "TC-0001", ReadWrite: true},
+		TypeCloseSession:     &CloseSession{Session: 7},
+		TypeCloseAllSessions: &CloseAllSessions{Serial: "TC-0001"},
+		TypeSessionInfo:      &SessionInfo{Session: 7},
+		TypeLogin:            &Login{Session: 7, UserType: UserNormal, PIN: secret.FromString(testPIN)},
+		TypeLogout:           &Logout{Session: 7},
+		TypeInitPIN:          &InitPIN{Session: 7, NewPIN: secret.FromString("11223344")},
+		TypeSetPIN:           &SetPIN{Session: 7, OldPIN: secret.FromString(testPIN), NewPIN: secret.FromString("55667788")},
+		TypeUnblock:          &Unblock{Serial: "TC-0001", PUK: secret.FromString("12345678"), NewPIN: secret.FromString("24681357")},
+		TypeFindObjects:      &FindObjects{Session: 7, Template: attrs},
+		TypeGetAttributes:    &GetAttributes{Session: 7, Object: 1 << 40, Types: []uint32{0, 3, 0x102, 0x80000001}},
+		TypeSign:             &Sign{Session: 7, Object: 2, Mechanism: 0x1041, Param: []byte{1, 2, 3}, Data: make([]byte, 32)},
+		TypeSignLength:       &SignLength{Session: 7, Object: 2, Mechanism: 0x1041},
+		TypeGenerateKeyPair:  &GenerateKeyPair{Session: 7, Algorithm: AlgECDSAP256, Label: "auth", ID: []byte{0xde, 0xad}},
+		TypeCreateObject:     &CreateObject{Session: 7, Template: attrs},
+		TypeDestroyObject:    &DestroyObject{Session: 7, Object: 3},
+		TypeGenerateRandom:   &GenerateRandom{Session: 7, N: 32},
+		TypeWaitEvent:        &WaitEvent{TimeoutMillis: 1500},
+		TypeProvision: &Provision{
+			Label: "laptop", PIN: secret.FromString("000000"), PUK: secret.FromString("87654321"),
+			PINPolicy: PINPolicy{MinLen: 6, MaxLen: 64, Upper: CharRequired, Lower: CharDisallowed, Digit: CharRequired, Special: CharDisallowed},
+			PINTries:  5, PUKTries: 10,
+		},
+		TypeDestroyCard: &DestroyCard{Serial: "TC-0001"},
+		TypeGetStatus:   &GetStatus{},
+
+		TypeAck:        &Ack{},
+		TypeHelloReply: &HelloReply{Version: Version, Server: "tpmcard/0.1", Simulated: true},
+		TypeCards: &Cards{Cards: []TokenInfo{{
+			Serial: "TC-0001", Label: "laptop", Manufacturer: "tpmcard", Model: "TPM 2.0",
+			Flags:     FlagRNG | FlagLoginRequired | FlagUserPINInitialized | FlagTokenInitialized | FlagUserPINToBeChanged,
+			MinPINLen: 6, MaxPINLen: 64, PINTriesLeft: 2, PINTriesMax: 3, PUKTriesLeft: 10, PUKTriesMax: 10,
+			HasPUK: true, HasAdminKey: true, Simulated: true,
+		}, {Serial: "TC-0002", Flags: FlagUserPINLocked}}},
+		TypeMechanismList: &MechanismList{Mechanisms: []MechanismInfo{
+			{Mechanism: 0x1041, MinKeyBits: 256, MaxKeyBits: 384, Flags: 0x2800},
+			{Mechanism: 0x000d, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: 0x800},
+		}},
+		TypeSessionOpened: &SessionOpened{Session: 7},
+		TypeSessionState:  &SessionState{State: 3, ReadWrite: true},
+		TypeObjects:       &Objects{Handles: []uint64{1, 2, 1 << 63}},
+		TypeAttributeValues: &AttributeValues{Values: []AttributeResult{
+			{Type: 0x100, Value: []byte{0, 0, 0, 3}, Status: OK},
+			{Type: 0x11, Status: AttributeSensitive},
+			{Type: 0x7777, Status: AttributeInvalid},
+		}},
+		TypeSignature:        &Signature{Sig: make([]byte, 64)},
+		TypeLength:           &Length{N: 64},
+		TypeKeyPairGenerated: &KeyPairGenerated{Public: 4, Private: 5},
+		TypeObjectCreated:    &ObjectCreated{Object: 6},
+		TypeRandom:           &Random{Bytes: []byte{9, 8, 7}},
+		TypeEvent:            &Event{Serial: "TC-0001", Kind: EventChanged},
+		TypeProvisioned:      &Provisioned{Serial: "TC-0003", PUK: secret.FromString("13572468")},
+		TypeServiceStatus: &ServiceStatus{
+			Backend: "sim", Simulated: true, HardwareProtected: true, Manufacturer: "IBM",
+			Firmware: "1.62", Cards: 1, Version: "0.1.0",
+		},
+		TypeProgress:    &Progress{Percent: 40, Message: "generating RSA key"},
+		TypeUnsupported: &UnsupportedReply{Type: 0x7e},
+		TypeError:       &StatusError{Status: PINIncorrect, TriesLeft: 2, Message: "wrong PIN"},
+	}
+}
