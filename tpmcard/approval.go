@@ -13,9 +13,9 @@ import (
 // approval is the public half of a card's one-time approval key and the
 // two signatures it made before its private half was discarded.
 type approval struct {
-	Public  []byte `json:"public"`   // TPMT_PUBLIC of the ECC P-256 key
-	PINSig  []byte `json:"pin_sig"`  // r||s over approvalDigest(approvedChange(I), refPINChange)
-	PUKSig  []byte `json:"puk_sig"`  // r||s over approvalDigest(approvedChange(U), refPUKChange)
+	Public []byte `json:"public"`  // TPMT_PUBLIC of the ECC P-256 key
+	PINSig []byte `json:"pin_sig"` // r||s over approvalDigest(approvedChange(I), refPINChange)
+	PUKSig []byte `json:"puk_sig"` // r||s over approvalDigest(approvedChange(U), refPUKChange)
 }
 
 // approver holds a fresh approval key during provisioning only.

@@ -352,7 +352,9 @@ func (m *Manager) readCounter(h uint32, name []byte) (pinData, error) {
 	return pinData{Count: be32(b[:4]), Limit: be32(b[4:])}, nil
 }
 
-func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 func (m *Manager) pinCounter(rec *record) (pinData, error) {
 	return m.readCounter(rec.PINIndex, rec.PINName)

@@ -200,4 +200,3 @@ func RawToASN1(raw []byte) ([]byte, error) {
 	n := len(raw) / 2
 	return asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])})
 }
-

@@ -19,19 +19,19 @@ const recordVersion = 1
 // record is what the disk keeps of a card: handles, names and public data.
 // It never holds a PIN, a PUK or anything derived from one.
 type record struct {
-	Version    int       `json:"version"`
-	Serial     string    `json:"serial"`
-	Label      string    `json:"label"`
-	Created    time.Time `json:"created"`
-	PINIndex   uint32    `json:"pin_index"`
-	PUKIndex   uint32    `json:"puk_index"`
-	PINName    []byte    `json:"pin_name"` // TPM Name after the first write
-	PUKName    []byte    `json:"puk_name"`
-	PINLimit   uint32    `json:"pin_limit"`
-	PUKLimit   uint32    `json:"puk_limit"`
-	Policy     PINPolicy `json:"pin_policy"`
-	MustChange bool      `json:"pin_must_change"`
-	Approval   approval  `json:"approval"`
+	Version    int         `json:"version"`
+	Serial     string      `json:"serial"`
+	Label      string      `json:"label"`
+	Created    time.Time   `json:"created"`
+	PINIndex   uint32      `json:"pin_index"`
+	PUKIndex   uint32      `json:"puk_index"`
+	PINName    []byte      `json:"pin_name"` // TPM Name after the first write
+	PUKName    []byte      `json:"puk_name"`
+	PINLimit   uint32      `json:"pin_limit"`
+	PUKLimit   uint32      `json:"puk_limit"`
+	Policy     PINPolicy   `json:"pin_policy"`
+	MustChange bool        `json:"pin_must_change"`
+	Approval   approval    `json:"approval"`
 	Keys       []keyRecord `json:"keys"`
 }
 
