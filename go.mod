@@ -3,9 +3,12 @@ module github.com/tpmcard/tpmcard
 go 1.26.0
 
 require (
-	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
-	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/go-tpm-tools v0.4.11 // indirect
+	github.com/fxamacker/cbor/v2 v2.10.0
+	github.com/google/go-tpm v0.9.8
+	github.com/google/go-tpm-tools v0.4.11
+)
+
+require (
 	github.com/kardianos/service v1.3.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect

@@ -69,11 +69,9 @@ func (a *approver) sign(policy []byte, ref string) ([]byte, error) {
 	return append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...), nil
 }
 
-// discard drops the private key; nothing can approve another policy.
-func (a *approver) discard() {
-	a.key.D.SetInt64(0)
-	a.key = nil
-}
+// discard drops the private key, which was never written anywhere: once
+// collected, nothing can approve another policy.
+func (a *approver) discard() { a.key = nil }
 
 // authorize runs PolicyAuthorize for an approved policy in sess: the TPM
 // checks the stored signature (LoadExternal + VerifySignature) and issues
