@@ -8,7 +8,9 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
@@ -189,6 +191,48 @@ func TestSignAlgorithms(t *testing.T) {
 				t.Fatalf("raw ECDSA over %d bytes: %v", n, err)
 			}
 			verify(t, k, d[:n], sig, SignOptions{})
+		}
+	})
+}
+
+func TestKeyAlgorithmsAndProgress(t *testing.T) {
+	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) {
+		m := openManager(t, b.TPM, "")
+		m.progressEvery = time.Millisecond
+		serial := newCard(t, m)
+		var calls atomic.Int32
+		k, err := m.GenerateKey(t.Context(), serial, KeyOptions{Algorithm: RSA3072, Label: "big", ID: []byte{1, 2}},
+			func(p Progress) {
+				if p.Algorithm != RSA3072 || p.Elapsed <= 0 {
+					t.Errorf("progress %+v", p)
+				}
+				calls.Add(1)
+			})
+		switch b.Name {
+		case "sim": // the reference TPM build has RSA-2048 only
+			if !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("RSA-3072 on the simulator: got %v, want ErrUnsupported", err)
+			}
+			return
+		default:
+			if err != nil {
+				t.Fatalf("RSA-3072: %v", err)
+			}
+		}
+		if calls.Load() == 0 {
+			t.Error("no progress reported during key generation")
+		}
+		if k.Label != "big" || string(k.ID) != "\x01\x02" || k.Public.(*rsa.PublicKey).N.BitLen() != 3072 {
+			t.Fatalf("key %+v", k)
+		}
+		if _, err := m.GenerateKey(t.Context(), serial, KeyOptions{Algorithm: ECDSAP256, ID: []byte{1, 2}}, nil); !errors.Is(err, ErrInvalidOptions) {
+			t.Fatalf("duplicate key ID: %v", err)
+		}
+		if err := m.DeleteKey(serial, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Key(serial, k.ID); !errors.Is(err, ErrKeyNotFound) {
+			t.Fatalf("deleted key: %v", err)
 		}
 	})
 }

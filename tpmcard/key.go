@@ -100,7 +100,7 @@ func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOption
 	if err := ctx.Err(); err != nil {
 		return KeyInfo{}, err
 	}
-	stop := reportProgress(opts.Algorithm, progress)
+	stop := reportProgress(opts.Algorithm, progress, m.progressEvery)
 	var rsp *tpm2.CreateResponse
 	err = m.withRoom(func() (err error) {
 		rsp, err = tpm2.Create{
@@ -151,7 +151,7 @@ func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOption
 	return info, nil
 }
 
-func reportProgress(a Algorithm, progress func(Progress)) (stop func()) {
+func reportProgress(a Algorithm, progress func(Progress), every time.Duration) (stop func()) {
 	if progress == nil {
 		return func() {}
 	}
@@ -160,7 +160,7 @@ func reportProgress(a Algorithm, progress func(Progress)) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(500 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

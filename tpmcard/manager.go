@@ -64,6 +64,8 @@ type Manager struct {
 	sig     signSession
 	clock   uint64 // LRU counter
 	closed  bool
+
+	progressEvery time.Duration // how often GenerateKey reports progress
 }
 
 type srk struct {
@@ -117,6 +119,8 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 		records: map[string]*record{},
 		keys:    map[string]*loadedKey{},
 		logins:  map[string]*login{},
+
+		progressEvery: 500 * time.Millisecond,
 	}
 	if err := m.loadSRK(); err != nil {
 		return nil, err
