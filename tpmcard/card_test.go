@@ -236,3 +236,21 @@ func TestKeyAlgorithmsAndProgress(t *testing.T) {
 		}
 	})
 }
+
+func TestRandom(t *testing.T) {
+	m := openManager(t, tpmtest.Sim(t), "")
+	a, err := m.Random(100)
+	if err != nil || len(a) != 100 {
+		t.Fatalf("Random(100): %d bytes, %v", len(a), err)
+	}
+	b, _ := m.Random(100)
+	if string(a) == string(b) {
+		t.Fatal("two random draws are equal")
+	}
+	if _, err := m.Random(maxRandom + 1); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("oversized request: %v", err)
+	}
+	if z, err := m.Random(0); err != nil || len(z) != 0 {
+		t.Fatalf("Random(0): %v %v", z, err)
+	}
+}
