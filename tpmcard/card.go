@@ -122,8 +122,11 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 	if err := m.provision(rec, authValue("pin", pin), authValue("puk", puk)); err != nil {
 		return nil, err
 	}
+	rec.Pending = false
 	if err := m.st.save(rec); err != nil {
-		m.undefine(rec)
+		if m.undefine(rec) == nil {
+			_ = m.st.remove(rec.Serial)
+		}
 		return nil, err
 	}
 	m.records[rec.Serial] = rec
@@ -152,8 +155,10 @@ func generatePUK() (secret.Secret, error) {
 	return secret.Secret(b), nil
 }
 
-// provision creates the card's TPM objects and fills in rec. On failure it
-// undefines whatever it defined.
+// provision creates the card's TPM objects and fills in rec. Every name is
+// computed before the first TPM command and journalled in a pending record,
+// so a crash halfway leaves a record that the next Open uses to undefine
+// what was defined. On failure it undefines whatever it defined.
 func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 	defer wipe(pinAuth)
 	defer wipe(pukAuth)
@@ -167,23 +172,33 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 	}
 	defer ap.discard()
 	rec.Approval.Public = tpm2.Marshal(ap.pub)
+
+	// The PIN index's policy names the PUK index as written.
+	pukUnwritten := pinIndexPublic(hs[0], orDigest(pukBranches(ap.name)), false)
+	pukWritten := pukUnwritten
+	pukWritten.Attributes.Written = true
+	rec.PUKIndex, rec.PUKName = uint32(hs[0]), nvName(pukWritten)
+	pinUnwritten := pinIndexPublic(hs[1], orDigest(pinBranches(ap.name, rec.PUKName)), false)
+	pinWritten := pinUnwritten
+	pinWritten.Attributes.Written = true
+	rec.PINIndex, rec.PINName = uint32(hs[1]), nvName(pinWritten)
+
+	rec.Pending = true
+	if err := m.st.save(rec); err != nil {
+		return err
+	}
 	defer func() {
-		if err != nil {
-			m.undefine(rec)
+		if err != nil && m.undefine(rec) == nil {
+			_ = m.st.remove(rec.Serial)
 		}
 	}()
 
 	// PUK index: define, then its one first write.
-	// Handles enter the record once defined, so a failure never undefines
-	// an index someone else defined meanwhile.
-	pukHandle := hs[0]
-	pukPolicy := orDigest(pukBranches(ap.name))
-	if err := m.defineIndex(pinIndexPublic(pukHandle, pukPolicy, false), pukAuth); err != nil {
+	if err := m.defineIndex(pukUnwritten, pukAuth); err != nil {
 		return err
 	}
-	rec.PUKIndex, rec.PUKName = uint32(pukHandle), nvName(pinIndexPublic(pukHandle, pukPolicy, true))
-	err = m.policyWrite(pukHandle, nvName(pinIndexPublic(pukHandle, pukPolicy, false)), pinData{0, rec.PUKLimit},
-		pukBranches(ap.name), func(h tpm2.TPMHandle) error {
+	err = m.policyWrite(hs[0], nvName(pukUnwritten), pinData{0, rec.PUKLimit}, pukBranches(ap.name),
+		func(h tpm2.TPMHandle) error {
 			_, err := tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}.Execute(m.tpm)
 			if err == nil {
 				_, err = tpm2.PolicyNVWritten{PolicySession: h, WrittenSet: false}.Execute(m.tpm)
@@ -194,14 +209,11 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		return fmt.Errorf("initializing PUK: %w", busy(err))
 	}
 
-	// PIN index: its policy names the written PUK index.
-	pinHandle := hs[1]
-	pinPolicy := orDigest(pinBranches(ap.name, rec.PUKName))
-	if err := m.defineIndex(pinIndexPublic(pinHandle, pinPolicy, false), pinAuth); err != nil {
+	// PIN index: define, then its first write through the PUK branch.
+	if err := m.defineIndex(pinUnwritten, pinAuth); err != nil {
 		return err
 	}
-	rec.PINIndex, rec.PINName = uint32(pinHandle), nvName(pinIndexPublic(pinHandle, pinPolicy, true))
-	if err := m.resetPIN(rec, pukAuth, nvName(pinIndexPublic(pinHandle, pinPolicy, false))); err != nil {
+	if err := m.resetPIN(rec, pukAuth, nvName(pinUnwritten)); err != nil {
 		return fmt.Errorf("initializing PIN: %w", err)
 	}
 
@@ -214,6 +226,29 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		return err
 	}
 	return m.checkNames(rec)
+}
+
+// recoverPending finishes what a crash during Create left: it undefines
+// the pending card's indices (only those whose Names are the card's) and
+// drops the record. A TPM that refuses now is tried again at the next Open.
+func (m *Manager) recoverPending() error {
+	serials, err := m.st.list()
+	if err != nil {
+		return err
+	}
+	for _, s := range serials {
+		r, err := m.st.load(s)
+		if err != nil || !r.Pending {
+			continue
+		}
+		if err := m.undefine(r); err != nil {
+			continue
+		}
+		if err := m.st.remove(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // defineIndex runs NV_DefineSpace with the authValue sent encrypted through
@@ -420,6 +455,9 @@ func (m *Manager) record(serial string) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Pending {
+		return nil, fmt.Errorf("%w: %s (its creation did not finish)", ErrCardNotFound, serial)
+	}
 	m.records[serial] = r
 	return r, nil
 }
@@ -466,6 +504,9 @@ func (m *Manager) Cards() ([]CardInfo, error) {
 	var out []CardInfo
 	for _, s := range serials {
 		r, err := m.record(s)
+		if errors.Is(err, ErrCardNotFound) {
+			continue // a creation that did not finish
+		}
 		if err != nil {
 			return nil, err
 		}

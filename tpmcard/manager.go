@@ -125,6 +125,10 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 	if err := m.loadSRK(); err != nil {
 		return nil, err
 	}
+	if err := m.recoverPending(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
 }
 

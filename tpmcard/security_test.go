@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 
@@ -598,4 +599,61 @@ func TestAuthValueEncoding(t *testing.T) {
 	if string(authValue("pin", []byte("x"))) == string(authValue("puk", []byte("x"))) {
 		t.Fatal("PIN and PUK of the same text share an authValue")
 	}
+}
+
+// dyingTPM stops answering after a number of commands, as a TPM does when
+// the process that drives it is killed: nothing after that point runs, the
+// clean-up included.
+type dyingTPM struct {
+	transport.TPM
+	left int
+}
+
+func (d *dyingTPM) Send(cmd []byte) ([]byte, error) {
+	if d.left <= 0 {
+		return nil, errors.New("process killed")
+	}
+	d.left--
+	return d.TPM.Send(cmd)
+}
+
+func TestCrashDuringCreateLeavesNothing(t *testing.T) {
+	tpm := tpmtest.Sim(t)
+	dir := t.TempDir()
+	// Count the commands a Create takes, then crash at every one of them.
+	count := &countingTPM{TPM: tpm}
+	m := openManager(t, count, dir)
+	before := count.n.Load()
+	serial := newCard(t, m)
+	total := int(count.n.Load() - before)
+	if err := m.Destroy(serial); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	for crashAt := 1; crashAt < total; crashAt++ {
+		d := &dyingTPM{TPM: tpm, left: 1 << 30}
+		m, err := Open(d, WithStateDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.left = crashAt
+		if _, err := m.Create(CreateOptions{PIN: testPIN, PUK: testPUK}); err == nil {
+			t.Fatalf("Create succeeded with the TPM gone after %d commands", crashAt)
+		}
+		// What the dead process held goes, as with the kernel's resource manager.
+		tpmtest.FlushAll(t, tpm)
+		m2 := openManager(t, tpm, dir)
+		if cards, err := m2.Cards(); err != nil || len(cards) != 0 {
+			t.Fatalf("crash after %d commands: cards %v, %v", crashAt, cards, err)
+		}
+		free, err := freeNVHandles(m2.tpm, nvCount)
+		if err != nil || len(free) != nvCount {
+			t.Fatalf("crash after %d commands: %d card NV handles free (%v), want all %d", crashAt, len(free), err, nvCount)
+		}
+		if ents, _ := os.ReadDir(m2.st.cardsDir()); len(ents) != 0 {
+			t.Fatalf("crash after %d commands: files left: %v", crashAt, ents)
+		}
+		m2.Close()
+	}
+	t.Logf("crashed Create at each of its %d TPM commands", total-1)
 }

@@ -32,6 +32,7 @@ type record struct {
 	PUKLimit   uint32      `json:"puk_limit"`
 	Policy     PINPolicy   `json:"pin_policy"`
 	MustChange bool        `json:"pin_must_change"`
+	Pending    bool        `json:"pending,omitempty"` // Create has not finished
 	Approval   approval    `json:"approval"`
 	Keys       []keyRecord `json:"keys"`
 }
