@@ -129,7 +129,9 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 		}
 		return nil, err
 	}
+	m.recMu.Lock()
 	m.records[rec.Serial] = rec
+	m.recMu.Unlock()
 	out := &Created{Card: rec.info()}
 	if generated {
 		out.PUK = puk
@@ -448,7 +450,10 @@ func (m *Manager) pukError(rec *record, err error) error {
 
 // record returns the cached record of a card, reading it on first use.
 func (m *Manager) record(serial string) (*record, error) {
-	if r, ok := m.records[serial]; ok {
+	m.recMu.RLock()
+	r, ok := m.records[serial]
+	m.recMu.RUnlock()
+	if ok {
 		return r, nil
 	}
 	r, err := m.st.load(serial)
@@ -457,6 +462,11 @@ func (m *Manager) record(serial string) (*record, error) {
 	}
 	if r.Pending {
 		return nil, fmt.Errorf("%w: %s (its creation did not finish)", ErrCardNotFound, serial)
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	if cached, ok := m.records[serial]; ok {
+		return cached, nil // loaded meanwhile, or saved: the cache wins
 	}
 	m.records[serial] = r
 	return r, nil
@@ -468,7 +478,9 @@ func (m *Manager) saveRecord(r *record) error {
 	if err := m.st.save(r); err != nil {
 		return err
 	}
+	m.recMu.Lock()
 	m.records[r.Serial] = r
+	m.recMu.Unlock()
 	return nil
 }
 
@@ -493,10 +505,9 @@ func (r *record) info() CardInfo {
 
 // Cards lists every card the state directory records.
 func (m *Manager) Cards() ([]CardInfo, error) {
-	if err := m.lock(); err != nil {
+	if err := m.usable(); err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
 	serials, err := m.st.list()
 	if err != nil {
 		return nil, err
@@ -517,10 +528,9 @@ func (m *Manager) Cards() ([]CardInfo, error) {
 
 // Card returns one card's record.
 func (m *Manager) Card(serial string) (CardInfo, error) {
-	if err := m.lock(); err != nil {
+	if err := m.usable(); err != nil {
 		return CardInfo{}, err
 	}
-	defer m.mu.Unlock()
 	r, err := m.record(serial)
 	if err != nil {
 		return CardInfo{}, err
@@ -581,7 +591,9 @@ func (m *Manager) Destroy(serial string) error {
 	if err := m.st.remove(serial); err != nil {
 		return err
 	}
+	m.recMu.Lock()
 	delete(m.records, serial)
+	m.recMu.Unlock()
 	return nil
 }
 

@@ -194,10 +194,9 @@ func (m *Manager) Keys(serial string) ([]KeyInfo, error) {
 
 // Key returns one key of the card.
 func (m *Manager) Key(serial string, id []byte) (KeyInfo, error) {
-	if err := m.lock(); err != nil {
+	if err := m.usable(); err != nil {
 		return KeyInfo{}, err
 	}
-	defer m.mu.Unlock()
 	r, err := m.record(serial)
 	if err != nil {
 		return KeyInfo{}, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -53,7 +54,7 @@ func (c *config) validate() error {
 // directory. Its methods are safe for concurrent use; TPM commands are
 // serialized.
 type Manager struct {
-	mu      sync.Mutex
+	mu      fifoLock
 	tpm     transport.TPM
 	st      *store
 	owner   []byte
@@ -63,7 +64,11 @@ type Manager struct {
 	logins  map[string]*login     // by serial
 	sig     signSession
 	clock   uint64 // LRU counter
-	closed  bool
+	closed  atomic.Bool
+
+	// recMu guards records, so that reading a card's record never waits
+	// behind TPM commands. Records are replaced, never changed in place.
+	recMu sync.RWMutex
 
 	progressEvery time.Duration // how often GenerateKey reports progress
 }
@@ -113,6 +118,7 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
+		mu:      make(fifoLock, 1),
 		tpm:     &retryTPM{tpm: t, maxWait: cfg.retryWait, sleep: time.Sleep},
 		st:      st,
 		owner:   cfg.ownerAuth,
@@ -157,10 +163,10 @@ func (m *Manager) loadSRK() error {
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed.Load() {
 		return nil
 	}
-	m.closed = true
+	m.closed.Store(true)
 	for serial := range m.logins {
 		m.logoutLocked(serial)
 	}
@@ -175,10 +181,28 @@ func (m *Manager) Close() error {
 
 var errClosed = errors.New("tpmcard: manager is closed")
 
+// fifoLock is a mutex that serves waiters in arrival order: goroutines
+// blocked on a channel send are woken first come, first served. With one
+// TPM shared by many clients, that keeps a signature's wait near the queue
+// length times the TPM's time instead of letting a waiter starve.
+type fifoLock chan struct{}
+
+func (l fifoLock) Lock()   { l <- struct{}{} }
+func (l fifoLock) Unlock() { <-l }
+
 func (m *Manager) lock() error {
 	m.mu.Lock()
-	if m.closed {
+	if m.closed.Load() {
 		m.mu.Unlock()
+		return errClosed
+	}
+	return nil
+}
+
+// usable is lock for methods that only read records: they never wait
+// behind TPM commands.
+func (m *Manager) usable() error {
+	if m.closed.Load() {
 		return errClosed
 	}
 	return nil
