@@ -1,0 +1,598 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
+)
+
+func sprint(msg any) string { return fmt.Sprintf("%+v", msg) }
+
+// dispatch runs one request. A nil reply with a nil error means the
+// request type is not implemented: the caller answers UnsupportedReply.
+func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
+	switch m := msg.(type) {
+	case *wire.Hello:
+		return nil, wire.NewError(wire.BadRequest, "Hello was already sent")
+	case *wire.ListCards:
+		return c.listCards()
+	case *wire.Mechanisms:
+		return c.mechanisms(m)
+	case *wire.OpenSession:
+		return c.openSession(m)
+	case *wire.CloseSession:
+		return c.closeSession(m)
+	case *wire.CloseAllSessions:
+		return c.closeAllSessions(m)
+	case *wire.SessionInfo:
+		return c.sessionInfo(m)
+	case *wire.Login:
+		defer m.PIN.Wipe()
+		return c.login(m)
+	case *wire.Logout:
+		return c.logout(m)
+	case *wire.InitPIN:
+		defer m.NewPIN.Wipe()
+		return c.initPIN(m)
+	case *wire.SetPIN:
+		defer m.OldPIN.Wipe()
+		defer m.NewPIN.Wipe()
+		return c.setPIN(m)
+	case *wire.Unblock:
+		defer m.PUK.Wipe()
+		defer m.NewPIN.Wipe()
+		return c.unblock(m)
+	case *wire.FindObjects:
+		return c.findObjects(m)
+	case *wire.GetAttributes:
+		return c.getAttributes(m)
+	case *wire.Sign:
+		return c.sign(m)
+	case *wire.SignLength:
+		return c.signLength(m)
+	case *wire.GenerateKeyPair:
+		return c.generateKeyPair(ctx, m)
+	case *wire.DestroyObject:
+		return c.destroyObject(m)
+	case *wire.GenerateRandom:
+		return c.generateRandom(m)
+	case *wire.Provision:
+		defer m.PIN.Wipe()
+		defer m.PUK.Wipe()
+		return c.provision(m)
+	case *wire.DestroyCard:
+		return c.destroyCard(m)
+	case *wire.GetStatus:
+		return c.getStatus()
+	}
+	// Not implemented yet (CreateObject, WaitEvent), or a reply type sent
+	// as a request: the caller answers UnsupportedReply.
+	return nil, nil
+}
+
+// ---------------------------------------------------------------------------
+// Who may do what.
+
+func (c *conn) needUser(t wire.Type) error {
+	if c.role.user {
+		return nil
+	}
+	c.log.Warn().Stringer("request", t).Msg("permission denied: not in the card group")
+	return wire.NewError(wire.PermissionDenied, "permission denied: using cards needs membership of the card group")
+}
+
+func (c *conn) needAdmin(t wire.Type) error {
+	if c.role.admin {
+		return nil
+	}
+	c.log.Warn().Stringer("request", t).Msg("permission denied: not an administrator")
+	return wire.NewError(wire.PermissionDenied, "permission denied: administrators only")
+}
+
+// ---------------------------------------------------------------------------
+// Cards.
+
+// Token strings (CK_TOKEN_INFO pads manufacturerID to 32, model to 16).
+const (
+	tokenManufacturer = "tpmcard"
+	tokenModel        = "TPM2 vcard"
+)
+
+func (c *conn) listCards() (any, error) {
+	if err := c.needUser(wire.TypeListCards); err != nil {
+		return nil, err
+	}
+	cards, err := c.s.m.Cards()
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.Cards{}
+	for _, ci := range cards {
+		st, err := c.s.m.Status(ci.Serial)
+		if err != nil {
+			// A lost card still shows, so that it can be destroyed.
+			c.log.Warn().Str("card", ci.Serial).Err(err).Msg("reading card status")
+			st = &tpmcard.CardStatus{CardInfo: ci, PINTriesLeft: -1, PUKTriesLeft: -1}
+		}
+		out.Cards = append(out.Cards, c.s.tokenInfo(st))
+	}
+	return out, nil
+}
+
+// tokenInfo builds CK_TOKEN_INFO-like data from a card's status (PKCS#11
+// v2.40 §5.3.3 for the flags).
+func (s *Server) tokenInfo(st *tpmcard.CardStatus) wire.TokenInfo {
+	ti := wire.TokenInfo{
+		Serial:       st.Serial,
+		Label:        st.Label,
+		Manufacturer: tokenManufacturer,
+		Model:        tokenModel,
+		MinPINLen:    st.Policy.MinLength,
+		MaxPINLen:    st.Policy.MaxLength,
+		PINTriesMax:  st.PINTries,
+		PUKTriesMax:  st.PUKTries,
+		HasPUK:       true,
+		Simulated:    s.cfg.Simulated,
+		Flags:        wire.FlagLoginRequired | wire.FlagUserPINInitialized | wire.FlagTokenInitialized,
+	}
+	if s.random != nil {
+		ti.Flags |= wire.FlagRNG
+	}
+	if st.MustChange {
+		ti.Flags |= wire.FlagUserPINToBeChanged
+	}
+	if st.PINTriesLeft >= 0 {
+		ti.PINTriesLeft = st.PINTriesLeft
+		ti.Flags |= counterFlags(st.PINTriesLeft, st.PINTries, wire.FlagUserPINCountLow, wire.FlagUserPINFinalTry, wire.FlagUserPINLocked)
+	}
+	if st.PUKTriesLeft >= 0 {
+		ti.PUKTriesLeft = st.PUKTriesLeft
+		ti.Flags |= counterFlags(st.PUKTriesLeft, st.PUKTries, wire.FlagSOPINCountLow, wire.FlagSOPINFinalTry, wire.FlagSOPINLocked)
+	}
+	return ti
+}
+
+// counterFlags: count low after any failure, final try at one left, locked
+// at none.
+func counterFlags(left, limit int, low, final, locked wire.TokenFlags) wire.TokenFlags {
+	var f wire.TokenFlags
+	switch {
+	case left <= 0:
+		f |= locked
+	case left == 1:
+		f |= final
+	}
+	if left < limit && left > 0 {
+		f |= low
+	}
+	return f
+}
+
+func (c *conn) mechanisms(m *wire.Mechanisms) (any, error) {
+	if err := c.needUser(wire.TypeMechanisms); err != nil {
+		return nil, err
+	}
+	if _, err := c.s.m.Card(m.Serial); err != nil {
+		return nil, err
+	}
+	return &wire.MechanismList{Mechanisms: mechanismList(!c.s.cfg.Simulated)}, nil
+}
+
+// ---------------------------------------------------------------------------
+// Sessions and login.
+
+func (c *conn) openSession(m *wire.OpenSession) (any, error) {
+	if err := c.needUser(wire.TypeOpenSession); err != nil {
+		return nil, err
+	}
+	if _, err := c.s.m.Card(m.Serial); err != nil {
+		return nil, err
+	}
+	if len(c.sessions) >= maxSessionsPerConn {
+		return nil, wire.Errorf(wire.TooManySessions, "at most %d sessions per connection", maxSessionsPerConn)
+	}
+	for {
+		c.nextSession++
+		if c.nextSession == 0 {
+			continue // 0 is CK_INVALID_HANDLE
+		}
+		if _, used := c.sessions[c.nextSession]; !used {
+			break
+		}
+	}
+	c.sessions[c.nextSession] = &session{serial: m.Serial, rw: m.ReadWrite}
+	return &wire.SessionOpened{Session: c.nextSession}, nil
+}
+
+func (c *conn) session(id uint32) (*session, error) {
+	s, ok := c.sessions[id]
+	if !ok {
+		return nil, wire.Errorf(wire.SessionInvalid, "no session %d", id)
+	}
+	return s, nil
+}
+
+// sessionsOn counts this connection's sessions on a card.
+func (c *conn) sessionsOn(serial string) int {
+	n := 0
+	for _, s := range c.sessions {
+		if s.serial == serial {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *conn) closeSession(m *wire.CloseSession) (any, error) {
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	delete(c.sessions, m.Session)
+	if c.sessionsOn(s.serial) == 0 {
+		// PKCS#11 v2.40 §5.6: closing the application's last session on a
+		// token logs it out.
+		c.logoutCard(s.serial, "last session closed")
+	}
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) closeAllSessions(m *wire.CloseAllSessions) (any, error) {
+	for id, s := range c.sessions {
+		if s.serial == m.Serial {
+			delete(c.sessions, id)
+		}
+	}
+	c.logoutCard(m.Serial, "all sessions closed")
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) logoutCard(serial, why string) bool {
+	if c.s.logins.logout(c, serial) {
+		c.log.Info().Str("card", serial).Str("reason", why).Msg("logged out")
+		return true
+	}
+	return false
+}
+
+// PKCS#11 session states (CK_STATE).
+const (
+	cksROPublic = 0
+	cksROUser   = 1
+	cksRWPublic = 2
+	cksRWUser   = 3
+	cksRWSO     = 4
+)
+
+func (c *conn) sessionInfo(m *wire.SessionInfo) (any, error) {
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	user, so := c.s.logins.state(c, s.serial)
+	st := uint32(cksROPublic)
+	switch {
+	case so:
+		st = cksRWSO
+	case user && s.rw:
+		st = cksRWUser
+	case user:
+		st = cksROUser
+	case s.rw:
+		st = cksRWPublic
+	}
+	return &wire.SessionState{State: st, ReadWrite: s.rw}, nil
+}
+
+func (c *conn) login(m *wire.Login) (any, error) {
+	if err := c.needUser(wire.TypeLogin); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	switch m.UserType {
+	case wire.UserNormal:
+		err := c.s.logins.loginUser(c, s.serial, m.PIN)
+		c.auditCredential(s.serial, "login", err)
+		if err != nil {
+			return nil, err
+		}
+	case wire.UserSO:
+		for _, o := range c.sessions {
+			if o.serial == s.serial && !o.rw {
+				return nil, wire.NewError(wire.SessionReadOnly, "an SO login needs every session on the card to be read-write")
+			}
+		}
+		if err := c.s.logins.loginSO(c, s.serial, m.PIN); err != nil {
+			return nil, err
+		}
+		c.log.Info().Str("card", s.serial).Msg("SO login (PUK kept for this connection, checked at first use)")
+	case wire.UserContextSpecific:
+		return nil, wire.NewError(wire.OperationNotInitialized, "no key of this card needs a context-specific login")
+	default:
+		return nil, wire.Errorf(wire.UserTypeInvalid, "user type %d", m.UserType)
+	}
+	return &wire.Ack{}, nil
+}
+
+// auditCredential logs the outcome of a PIN or PUK use.
+func (c *conn) auditCredential(serial, what string, err error) {
+	if err == nil {
+		c.log.Info().Str("card", serial).Msg(what)
+		return
+	}
+	var pe *tpmcard.PINError
+	switch {
+	case errors.As(err, &pe):
+		cred := "PIN"
+		if pe.PUK {
+			cred = "PUK"
+		}
+		c.log.Warn().Str("card", serial).Int("tries_left", pe.TriesLeft).Msg(what + " failed: wrong " + cred)
+	case errors.Is(err, tpmcard.ErrCardBlocked):
+		c.log.Warn().Str("card", serial).Msg(what + " failed: card blocked (PIN and PUK locked)")
+	case errors.Is(err, tpmcard.ErrPINLocked):
+		c.log.Warn().Str("card", serial).Msg(what + " failed: PIN locked")
+	case errors.Is(err, tpmcard.ErrPUKLocked):
+		c.log.Warn().Str("card", serial).Msg(what + " failed: PUK locked")
+	default:
+		se, _ := toStatus(err)
+		c.log.Info().Str("card", serial).Stringer("status", se.Status).Msg(what + " failed")
+	}
+}
+
+func (c *conn) logout(m *wire.Logout) (any, error) {
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if !c.logoutCard(s.serial, "logout") {
+		return nil, wire.NewError(wire.NotLoggedIn, "not logged in")
+	}
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) initPIN(m *wire.InitPIN) (any, error) {
+	if err := c.needUser(wire.TypeInitPIN); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	puk := c.s.logins.puk(c, s.serial)
+	if puk == nil {
+		return nil, wire.NewError(wire.NotLoggedIn, "InitPIN needs an SO login")
+	}
+	defer puk.Wipe()
+	err = c.s.logins.withCard(s.serial, func() error { return c.s.m.Unblock(s.serial, puk, m.NewPIN) })
+	c.auditCredential(s.serial, "card unblocked (InitPIN)", err)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) setPIN(m *wire.SetPIN) (any, error) {
+	if err := c.needUser(wire.TypeSetPIN); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if _, so := c.s.logins.state(c, s.serial); so {
+		err := c.s.m.ChangePUK(s.serial, m.OldPIN, m.NewPIN)
+		c.auditCredential(s.serial, "PUK changed", err)
+		if err != nil {
+			return nil, err
+		}
+		c.s.logins.setPUK(c, s.serial, m.NewPIN)
+		return &wire.Ack{}, nil
+	}
+	// PKCS#11 allows C_SetPIN in a public session too: the old PIN is the
+	// proof either way.
+	err = c.s.logins.withCard(s.serial, func() error { return c.s.m.ChangePIN(s.serial, m.OldPIN, m.NewPIN) })
+	c.auditCredential(s.serial, "PIN changed", err)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) unblock(m *wire.Unblock) (any, error) {
+	// The PUK is the authorization: anyone who may use cards and holds it
+	// (a user given the PUK by the helpdesk, say) may unblock.
+	if err := c.needUser(wire.TypeUnblock); err != nil {
+		return nil, err
+	}
+	if _, err := c.s.m.Card(m.Serial); err != nil {
+		return nil, err
+	}
+	err := c.s.logins.withCard(m.Serial, func() error { return c.s.m.Unblock(m.Serial, m.PUK, m.NewPIN) })
+	c.auditCredential(m.Serial, "card unblocked", err)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Ack{}, nil
+}
+
+// ---------------------------------------------------------------------------
+// Keys.
+
+func (c *conn) generateKeyPair(ctx context.Context, m *wire.GenerateKeyPair) (any, error) {
+	if err := c.needAdmin(wire.TypeGenerateKeyPair); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if !s.rw {
+		return nil, wire.NewError(wire.SessionReadOnly, "generating a key needs a read-write session")
+	}
+	alg, err := tpmcard.ParseAlgorithm(m.Algorithm)
+	if err != nil {
+		return nil, wire.Errorf(wire.UnsupportedAlgorithm, "unknown key algorithm %q", m.Algorithm)
+	}
+	expect := expectedKeygen(alg)
+	k, err := c.s.m.GenerateKey(ctx, s.serial, tpmcard.KeyOptions{Algorithm: alg, Label: m.Label, ID: m.ID},
+		func(p tpmcard.Progress) {
+			pct := min(95, int(100*p.Elapsed/expect))
+			c.progress(wire.Progress{Percent: pct, Message: fmt.Sprintf("generating %s key (%s)", alg, p.Elapsed.Round(100*time.Millisecond))})
+		})
+	if err != nil {
+		c.log.Warn().Str("card", s.serial).Str("algorithm", string(alg)).Err(err).Msg("key generation failed")
+		return nil, err
+	}
+	c.log.Info().Str("card", s.serial).Str("algorithm", string(alg)).Hex("key_id", k.ID).Str("label", k.Label).Msg("key generated")
+	return &wire.KeyPairGenerated{
+		Public:  c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPublic}),
+		Private: c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPrivate}),
+	}, nil
+}
+
+// expectedKeygen is a rough guess of key generation time, for Progress.
+func expectedKeygen(a tpmcard.Algorithm) time.Duration {
+	switch a {
+	case tpmcard.RSA2048:
+		return 10 * time.Second
+	case tpmcard.RSA3072:
+		return 40 * time.Second
+	}
+	return time.Second
+}
+
+func (c *conn) destroyObject(m *wire.DestroyObject) (any, error) {
+	if err := c.needAdmin(wire.TypeDestroyObject); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if !s.rw {
+		return nil, wire.NewError(wire.SessionReadOnly, "deleting a key needs a read-write session")
+	}
+	ref, _, err := c.object(s, m.Object)
+	if err != nil {
+		return nil, err
+	}
+	// Either object of the pair deletes the key: the TPM keeps them as one.
+	if err := c.s.m.DeleteKey(s.serial, []byte(ref.id)); err != nil {
+		return nil, err
+	}
+	c.objects.drop(ref.serial, ref.id)
+	c.log.Info().Str("card", s.serial).Hex("key_id", []byte(ref.id)).Msg("key deleted")
+	return &wire.Ack{}, nil
+}
+
+// maxRandom bounds one GenerateRandom (tpmcard.Manager.Random's own limit).
+const maxRandom = 4096
+
+func (c *conn) generateRandom(m *wire.GenerateRandom) (any, error) {
+	if err := c.needUser(wire.TypeGenerateRandom); err != nil {
+		return nil, err
+	}
+	if _, err := c.session(m.Session); err != nil {
+		return nil, err
+	}
+	if c.s.random == nil {
+		return nil, wire.NewError(wire.Unsupported, "random numbers from the TPM are not available yet")
+	}
+	if m.N <= 0 || m.N > maxRandom {
+		return nil, wire.Errorf(wire.DataLenRange, "random length must be 1 to %d", maxRandom)
+	}
+	b, err := c.s.random.Random(m.N)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != m.N {
+		return nil, fmt.Errorf("random source gave %d bytes, want %d", len(b), m.N)
+	}
+	return &wire.Random{Bytes: b}, nil
+}
+
+// ---------------------------------------------------------------------------
+// Administration.
+
+func (c *conn) provision(m *wire.Provision) (any, error) {
+	if err := c.needAdmin(wire.TypeProvision); err != nil {
+		return nil, err
+	}
+	opts := tpmcard.CreateOptions{Label: m.Label, PINTries: m.PINTries, PUKTries: m.PUKTries}
+	if len(m.PIN) > 0 {
+		opts.PIN = m.PIN
+	}
+	if len(m.PUK) > 0 {
+		opts.PUK = m.PUK
+	}
+	if m.PINPolicy != (wire.PINPolicy{}) {
+		p := tpmcard.PINPolicy{
+			MinLength: m.PINPolicy.MinLen, MaxLength: m.PINPolicy.MaxLen,
+			Upper: tpmcard.CharRule(m.PINPolicy.Upper), Lower: tpmcard.CharRule(m.PINPolicy.Lower),
+			Digit: tpmcard.CharRule(m.PINPolicy.Digit), Special: tpmcard.CharRule(m.PINPolicy.Special),
+		}
+		def := tpmcard.DefaultPINPolicy()
+		if p.MinLength == 0 {
+			p.MinLength = def.MinLength
+		}
+		if p.MaxLength == 0 {
+			p.MaxLength = def.MaxLength
+		}
+		opts.PINPolicy = &p
+	}
+	cr, err := c.s.m.Create(opts)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("provisioning failed")
+		return nil, err
+	}
+	c.log.Info().Str("card", cr.Card.Serial).Str("label", cr.Card.Label).Int("pin_tries", cr.Card.PINTries).
+		Int("puk_tries", cr.Card.PUKTries).Bool("default_pin", opts.PIN == nil).Bool("generated_puk", cr.PUK != nil).
+		Msg("card provisioned")
+	return &wire.Provisioned{Serial: cr.Card.Serial, PUK: cr.PUK}, nil
+}
+
+func (c *conn) destroyCard(m *wire.DestroyCard) (any, error) {
+	if err := c.needAdmin(wire.TypeDestroyCard); err != nil {
+		return nil, err
+	}
+	err := c.s.logins.withCard(m.Serial, func() error { return c.s.m.Destroy(m.Serial) })
+	if err != nil {
+		c.log.Warn().Str("card", m.Serial).Err(err).Msg("destroying card failed")
+		return nil, err
+	}
+	c.s.logins.forget(m.Serial)
+	c.objects.dropCard(m.Serial)
+	c.log.Info().Str("card", m.Serial).Msg("card destroyed")
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) getStatus() (any, error) {
+	if err := c.needAdmin(wire.TypeGetStatus); err != nil {
+		return nil, err
+	}
+	cards, err := c.s.m.Cards()
+	if err != nil {
+		return nil, err
+	}
+	return &wire.ServiceStatus{
+		Backend:           c.s.cfg.Backend,
+		Simulated:         c.s.cfg.Simulated,
+		HardwareProtected: hardwareProtected(c.s.cfg.Backend, c.s.cfg.Simulated),
+		Cards:             len(cards),
+		Version:           c.s.cfg.Version,
+	}, nil
+}
+
+// hardwareProtected: only the device backend keeps keys in hardware.
+func hardwareProtected(backend string, simulated bool) bool {
+	return !simulated && (backend == "" || backend == "device" || strings.HasPrefix(backend, "device:"))
+}

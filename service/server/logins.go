@@ -1,0 +1,203 @@
+package server
+
+import (
+	"sync"
+
+	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
+	"github.com/tpmcard/tpmcard/tpmcard/secret"
+)
+
+// logins is the login state of every connection (PKCS#11 application) on
+// every card. It lives in the server, not in the connections, because the
+// Manager holds one PIN proof per card, shared by every application logged
+// in to it: Manager.Logout runs only when the last application logs out.
+//
+// Each card has its own mutex, held across the Manager calls that depend
+// on the login state (Login, Logout, Sign), so that one application's
+// logout cannot pull the proof from under another's login or signature.
+type logins struct {
+	m     *tpmcard.Manager
+	mu    sync.Mutex
+	cards map[string]*cardLogins
+}
+
+type cardLogins struct {
+	mu    sync.Mutex
+	users map[*conn]struct{}      // logged in as CKU_USER (PIN proven to the TPM)
+	so    map[*conn]secret.Secret // logged in as CKU_SO: the PUK, kept for InitPIN
+}
+
+func (l *logins) init(m *tpmcard.Manager) {
+	l.m = m
+	l.cards = map[string]*cardLogins{}
+}
+
+func (l *logins) card(serial string) *cardLogins {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cl := l.cards[serial]
+	if cl == nil {
+		cl = &cardLogins{users: map[*conn]struct{}{}, so: map[*conn]secret.Secret{}}
+		l.cards[serial] = cl
+	}
+	return cl
+}
+
+// state reports how c is logged in to the card.
+func (l *logins) state(c *conn, serial string) (user, so bool) {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	_, user = cl.users[c]
+	_, so = cl.so[c]
+	return user, so
+}
+
+// loginUser proves the PIN to the TPM and marks c logged in. A wrong PIN
+// leaves other applications' logins alone (the Manager keeps its proof).
+func (l *logins) loginUser(c *conn, serial string, pin secret.Secret) error {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if _, ok := cl.users[c]; ok {
+		return wire.NewError(wire.AlreadyLoggedIn, "already logged in")
+	}
+	if _, ok := cl.so[c]; ok {
+		return wire.NewError(wire.AnotherUserLoggedIn, "logged in as SO: log out first")
+	}
+	if err := l.m.Login(serial, pin); err != nil {
+		l.syncLocked(cl, serial)
+		return err
+	}
+	cl.users[c] = struct{}{}
+	return nil
+}
+
+// loginSO records the PUK for c's SO login. The PUK is not checked here:
+// no TPM command verifies a PUK without spending it in a policy, and a
+// check that costs a try would make every SO login risk the card. A wrong
+// PUK shows (and is counted by the TPM) at the first InitPIN or SetPIN.
+func (l *logins) loginSO(c *conn, serial string, puk secret.Secret) error {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if _, ok := cl.so[c]; ok {
+		return wire.NewError(wire.AlreadyLoggedIn, "already logged in as SO")
+	}
+	if _, ok := cl.users[c]; ok {
+		return wire.NewError(wire.AnotherUserLoggedIn, "logged in as user: log out first")
+	}
+	cl.so[c] = puk.Clone()
+	return nil
+}
+
+// puk returns a copy of c's SO PUK for the card, or nil.
+func (l *logins) puk(c *conn, serial string) secret.Secret {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.so[c].Clone()
+}
+
+// setPUK replaces c's remembered PUK after a PUK change.
+func (l *logins) setPUK(c *conn, serial string, puk secret.Secret) {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if old, ok := cl.so[c]; ok {
+		old.Wipe()
+		cl.so[c] = puk.Clone()
+	}
+}
+
+// logout logs c out of the card; the Manager forgets the PIN proof when no
+// other connection is logged in. It reports whether c was logged in.
+func (l *logins) logout(c *conn, serial string) bool {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	_, user := cl.users[c]
+	puk, so := cl.so[c]
+	if so {
+		puk.Wipe()
+		delete(cl.so, c)
+	}
+	if user {
+		delete(cl.users, c)
+		if len(cl.users) == 0 {
+			l.m.Logout(serial)
+		}
+	}
+	return user || so
+}
+
+// logoutAll logs c out of every card: the application ended.
+func (l *logins) logoutAll(c *conn) (serials []string) {
+	l.mu.Lock()
+	all := make(map[string]*cardLogins, len(l.cards))
+	for s, cl := range l.cards {
+		all[s] = cl
+	}
+	l.mu.Unlock()
+	for s := range all {
+		if l.logout(c, s) {
+			serials = append(serials, s)
+		}
+	}
+	return serials
+}
+
+// withUser runs fn while c is logged in to the card as user, or returns
+// NotLoggedIn. No other application can log the card out meanwhile.
+func (l *logins) withUser(c *conn, serial string, fn func() error) error {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if _, ok := cl.users[c]; !ok {
+		return wire.NewError(wire.NotLoggedIn, "not logged in")
+	}
+	err := fn()
+	if err != nil {
+		l.syncLocked(cl, serial)
+	}
+	return err
+}
+
+// withCard runs fn holding the card's login lock, then drops every user
+// login if the Manager no longer holds the card's PIN proof (after an
+// unblock, a lockout or a destroy).
+func (l *logins) withCard(serial string, fn func() error) error {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	err := fn()
+	l.syncLocked(cl, serial)
+	return err
+}
+
+// syncLocked drops the user logins the Manager no longer backs: a PIN that
+// locked, changed elsewhere, an unblock.
+func (l *logins) syncLocked(cl *cardLogins, serial string) {
+	if len(cl.users) > 0 && !l.m.LoggedIn(serial) {
+		clear(cl.users)
+	}
+}
+
+// forget drops all state of a destroyed card.
+func (l *logins) forget(serial string) {
+	l.mu.Lock()
+	cl := l.cards[serial]
+	delete(l.cards, serial)
+	l.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, p := range cl.so {
+		p.Wipe()
+	}
+	clear(cl.so)
+	clear(cl.users)
+}

@@ -1,0 +1,292 @@
+package server
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+
+	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
+)
+
+// Mechanisms (PKCS#11 v2.40 pkcs11t.h).
+const (
+	ckmRSAKeyPairGen   = 0x0000
+	ckmRSAPKCS         = 0x0001
+	ckmRSAPKCSPSS      = 0x000d
+	ckmSHA256RSAPKCS   = 0x0040
+	ckmSHA384RSAPKCS   = 0x0041
+	ckmSHA512RSAPKCS   = 0x0042
+	ckmSHA256RSAPSS    = 0x0043
+	ckmSHA384RSAPSS    = 0x0044
+	ckmSHA512RSAPSS    = 0x0045
+	ckmECKeyPairGen    = 0x1040
+	ckmECDSA           = 0x1041
+	ckmECDSASHA256     = 0x1044
+	ckmECDSASHA384     = 0x1045
+	ckmECDSASHA512     = 0x1046
+	ckmSHA1            = 0x0220
+	ckmSHA256          = 0x0250
+	ckmSHA384          = 0x0260
+	ckmSHA512          = 0x0270
+	ckgMGF1SHA1        = 1
+	ckgMGF1SHA256      = 2
+	ckgMGF1SHA384      = 3
+	ckgMGF1SHA512      = 4
+	ckfHW              = 0x00000001
+	ckfSign            = 0x00000800
+	ckfGenerateKeyPair = 0x00010000
+	ckfECFp            = 0x00100000
+	ckfECNamedCurve    = 0x00800000
+	ckfECUncompress    = 0x01000000
+)
+
+// mech describes how a signing mechanism maps onto tpmcard.Sign.
+type mech struct {
+	rsa  bool
+	hash crypto.Hash // the service hashes the data with it; 0: the data is the digest
+	pss  bool
+}
+
+var signMechs = map[uint32]mech{
+	ckmECDSA:         {},
+	ckmECDSASHA256:   {hash: crypto.SHA256},
+	ckmECDSASHA384:   {hash: crypto.SHA384},
+	ckmECDSASHA512:   {hash: crypto.SHA512},
+	ckmRSAPKCS:       {rsa: true},
+	ckmSHA256RSAPKCS: {rsa: true, hash: crypto.SHA256},
+	ckmSHA384RSAPKCS: {rsa: true, hash: crypto.SHA384},
+	ckmSHA512RSAPKCS: {rsa: true, hash: crypto.SHA512},
+	ckmRSAPKCSPSS:    {rsa: true, pss: true},
+	ckmSHA256RSAPSS:  {rsa: true, hash: crypto.SHA256, pss: true},
+	ckmSHA384RSAPSS:  {rsa: true, hash: crypto.SHA384, pss: true},
+	ckmSHA512RSAPSS:  {rsa: true, hash: crypto.SHA512, pss: true},
+}
+
+// mechanismList is the CK_MECHANISM_INFO of every mechanism, in a fixed
+// order. hw says the TPM is hardware (CKF_HW).
+func mechanismList(hw bool) []wire.MechanismInfo {
+	var hwf uint32
+	if hw {
+		hwf = ckfHW
+	}
+	ecf := hwf | ckfECFp | ckfECNamedCurve | ckfECUncompress
+	out := []wire.MechanismInfo{
+		{Mechanism: ckmECKeyPairGen, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | ckfGenerateKeyPair},
+		{Mechanism: ckmRSAKeyPairGen, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | ckfGenerateKeyPair},
+	}
+	for _, m := range []uint32{ckmECDSA, ckmECDSASHA256, ckmECDSASHA384, ckmECDSASHA512} {
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | ckfSign})
+	}
+	for _, m := range []uint32{ckmRSAPKCS, ckmSHA256RSAPKCS, ckmSHA384RSAPKCS, ckmSHA512RSAPKCS,
+		ckmRSAPKCSPSS, ckmSHA256RSAPSS, ckmSHA384RSAPSS, ckmSHA512RSAPSS} {
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | ckfSign})
+	}
+	return out
+}
+
+// lookupMech checks that the mechanism signs with this kind of key.
+func lookupMech(k tpmcard.KeyInfo, mechanism uint32) (mech, error) {
+	m, ok := signMechs[mechanism]
+	if !ok {
+		return mech{}, wire.Errorf(wire.MechanismInvalid, "mechanism %#x cannot sign", mechanism)
+	}
+	if m.rsa != k.Algorithm.IsRSA() {
+		return mech{}, wire.Errorf(wire.KeyTypeInconsistent, "mechanism %#x does not fit a %s key", mechanism, k.Algorithm)
+	}
+	return m, nil
+}
+
+// DigestInfo prefixes (RFC 8017 §9.2 note 1): the DER of
+// DigestInfo{AlgorithmIdentifier{oid, NULL}, OCTET STRING} up to the digest.
+var digestInfoPrefixes = []struct {
+	hash   crypto.Hash
+	prefix []byte
+}{
+	{crypto.SHA1, []byte{0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14}},
+	{crypto.SHA256, []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}},
+	{crypto.SHA384, []byte{0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30}},
+	{crypto.SHA512, []byte{0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40}},
+}
+
+// parseDigestInfo splits the input of CKM_RSA_PKCS into hash and digest.
+// The TPM builds the DigestInfo itself (RSASSA, TPM 2.0 Part 1 §C.5), so
+// only these four hashes, with NULL parameters, can be signed.
+func parseDigestInfo(b []byte) (crypto.Hash, []byte, error) {
+	for _, d := range digestInfoPrefixes {
+		if len(b) == len(d.prefix)+d.hash.Size() && bytes.HasPrefix(b, d.prefix) {
+			return d.hash, b[len(d.prefix):], nil
+		}
+	}
+	return 0, nil, wire.NewError(wire.DataInvalid, "CKM_RSA_PKCS needs a DER DigestInfo of SHA-1, SHA-256, SHA-384 or SHA-512")
+}
+
+// parsePSSParams reads CK_RSA_PKCS_PSS_PARAMS (three CK_ULONGs: hashAlg,
+// mgf, sLen). The TPM signs with MGF1 of the signature's hash and a salt as
+// long as that hash (TPM 2.0 Part 1 §B.7), so only those parameters work.
+func parsePSSParams(p []byte, want crypto.Hash) (crypto.Hash, error) {
+	n := wire.ULongSize
+	if len(p) != 3*n {
+		return 0, wire.Errorf(wire.MechanismParamInvalid, "CK_RSA_PKCS_PSS_PARAMS of %d bytes, want %d", len(p), 3*n)
+	}
+	hashAlg, _ := wire.ParseULong(p[:n])
+	mgf, _ := wire.ParseULong(p[n : 2*n])
+	sLen, _ := wire.ParseULong(p[2*n:])
+	var h crypto.Hash
+	var wantMGF uint64
+	switch hashAlg {
+	case ckmSHA1:
+		h, wantMGF = crypto.SHA1, ckgMGF1SHA1
+	case ckmSHA256:
+		h, wantMGF = crypto.SHA256, ckgMGF1SHA256
+	case ckmSHA384:
+		h, wantMGF = crypto.SHA384, ckgMGF1SHA384
+	case ckmSHA512:
+		h, wantMGF = crypto.SHA512, ckgMGF1SHA512
+	default:
+		return 0, wire.Errorf(wire.MechanismParamInvalid, "PSS hash %#x", hashAlg)
+	}
+	switch {
+	case want != 0 && h != want:
+		return 0, wire.Errorf(wire.MechanismParamInvalid, "PSS hash %v does not match the mechanism's %v", h, want)
+	case mgf != wantMGF:
+		return 0, wire.Errorf(wire.MechanismParamInvalid, "PSS MGF %d: the TPM uses MGF1 with the signature's hash", mgf)
+	case sLen != uint64(h.Size()):
+		return 0, wire.Errorf(wire.MechanismParamInvalid, "PSS salt length %d: the TPM uses the hash length %d", sLen, h.Size())
+	}
+	return h, nil
+}
+
+// maxRawDigest bounds the data of CKM_ECDSA.
+const maxRawDigest = 1024
+
+// prepareSign turns a PKCS#11 sign request into tpmcard.Sign arguments:
+// the digest and the options.
+func prepareSign(k tpmcard.KeyInfo, mechanism uint32, param, data []byte) ([]byte, tpmcard.SignOptions, error) {
+	m, err := lookupMech(k, mechanism)
+	if err != nil {
+		return nil, tpmcard.SignOptions{}, err
+	}
+	if !m.pss && len(param) != 0 {
+		return nil, tpmcard.SignOptions{}, wire.Errorf(wire.MechanismParamInvalid, "mechanism %#x takes no parameter", mechanism)
+	}
+	opts := tpmcard.SignOptions{Hash: m.hash, PSS: m.pss}
+	if m.pss {
+		h, err := parsePSSParams(param, m.hash)
+		if err != nil {
+			return nil, tpmcard.SignOptions{}, err
+		}
+		opts.Hash = h
+	}
+	switch {
+	case m.hash != 0:
+		return hashData(m.hash, data), opts, nil
+	case m.pss: // CKM_RSA_PKCS_PSS: the data is the digest
+		if len(data) != opts.Hash.Size() {
+			return nil, tpmcard.SignOptions{}, wire.Errorf(wire.DataLenRange, "%d bytes to sign, want a %d-byte %v digest", len(data), opts.Hash.Size(), opts.Hash)
+		}
+		return data, opts, nil
+	case m.rsa: // CKM_RSA_PKCS: a DigestInfo
+		h, digest, err := parseDigestInfo(data)
+		if err != nil {
+			return nil, tpmcard.SignOptions{}, err
+		}
+		opts.Hash = h
+		return digest, opts, nil
+	}
+	// CKM_ECDSA: the data is the digest, whatever its length.
+	if len(data) == 0 || len(data) > maxRawDigest {
+		return nil, tpmcard.SignOptions{}, wire.Errorf(wire.DataLenRange, "%d bytes to sign with CKM_ECDSA", len(data))
+	}
+	return data, opts, nil
+}
+
+func hashData(h crypto.Hash, data []byte) []byte {
+	switch h {
+	case crypto.SHA1:
+		s := sha1.Sum(data)
+		return s[:]
+	case crypto.SHA256:
+		s := sha256.Sum256(data)
+		return s[:]
+	case crypto.SHA384:
+		s := sha512.Sum384(data)
+		return s[:]
+	}
+	s := sha512.Sum512(data)
+	return s[:]
+}
+
+// signatureLength answers SignLength without the TPM: r||s for ECDSA, the
+// modulus length for RSA.
+func signatureLength(k tpmcard.KeyInfo, mechanism uint32) (int, error) {
+	if _, err := lookupMech(k, mechanism); err != nil {
+		return 0, err
+	}
+	switch p := k.Public.(type) {
+	case *ecdsa.PublicKey:
+		return 2 * ((p.Curve.Params().BitSize + 7) / 8), nil
+	case *rsa.PublicKey:
+		return p.Size(), nil
+	}
+	return 0, wire.Errorf(wire.KeyTypeInconsistent, "unexpected key type %T", k.Public)
+}
+
+func (c *conn) sign(m *wire.Sign) (any, error) {
+	if err := c.needUser(wire.TypeSign); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if user, _ := c.s.logins.state(c, s.serial); !user {
+		return nil, wire.NewError(wire.NotLoggedIn, "not logged in")
+	}
+	r, k, err := c.object(s, m.Object)
+	if err != nil {
+		return nil, err
+	}
+	if r.kind != objPrivate {
+		return nil, wire.NewError(wire.KeyTypeInconsistent, "a public key object cannot sign")
+	}
+	digest, opts, err := prepareSign(k, m.Mechanism, m.Param, m.Data)
+	if err != nil {
+		return nil, err
+	}
+	var sig []byte
+	err = c.s.logins.withUser(c, s.serial, func() (err error) {
+		sig, err = c.s.m.Sign(s.serial, k.ID, digest, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Signature{Sig: sig}, nil
+}
+
+func (c *conn) signLength(m *wire.SignLength) (any, error) {
+	if err := c.needUser(wire.TypeSignLength); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	r, k, err := c.object(s, m.Object)
+	if err != nil {
+		return nil, err
+	}
+	if r.kind != objPrivate {
+		return nil, wire.NewError(wire.KeyTypeInconsistent, "a public key object cannot sign")
+	}
+	n, err := signatureLength(k, m.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Length{N: n}, nil
+}

@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
+)
+
+// Defaults for the Config's zero values.
+const (
+	DefaultSocket         = "/run/tpmcard/tpmcard.sock"
+	DefaultMaxConns       = 128
+	DefaultRequestTimeout = 30 * time.Second
+	maxSessionsPerConn    = 256
+	maxRejecting          = 64 // connections being told TooManyConnections at once
+)
+
+// RandomSource gives random bytes from the TPM (TPM2_GetRandom, TPM 2.0
+// Part 3 §16.1). crypto/rand is not a substitute: PKCS#11 C_GenerateRandom
+// on a token promises the token's generator. tpmcard.Manager is one; New
+// uses the Manager unless Config.Random names another source.
+type RandomSource interface {
+	Random(n int) ([]byte, error)
+}
+
+// Config configures a Server. Socket and Manager are required.
+type Config struct {
+	// Socket is the path of the unix socket; empty means DefaultSocket.
+	Socket string
+	// Manager owns the TPM and the cards. The server never closes it.
+	Manager *tpmcard.Manager
+	// Backend names the TPM backend ("device", "swtpm", "sim") for status
+	// replies; Simulated says the TPM is software, so keys are not
+	// hardware-protected (said in Hello replies, token info and status).
+	Backend   string
+	Simulated bool
+	// CardGroup may use cards (list, sessions, login, sign, PIN changes);
+	// empty means everyone may. AdminGroup may also provision, destroy,
+	// generate and delete keys. uid 0 is always an admin. Each is a group
+	// name or a numeric gid.
+	CardGroup  string
+	AdminGroup string
+	// Logger receives the audit log: one debug line per request, info and
+	// warn lines for security events. PINs and PUKs never reach it.
+	Logger zerolog.Logger
+	// MaxConns bounds the open connections (0: DefaultMaxConns); one more
+	// gets a TooManyConnections error frame and is closed.
+	MaxConns int
+	// IdleTimeout closes a connection that sends no request for that long.
+	// 0 means never: a PKCS#11 application keeps its connection for as
+	// long as it runs, and closing it would log it out.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds how long a frame may take to arrive once its
+	// first byte did, how long a reply may take to be written, and the
+	// context handed to tpmcard calls that take one (0:
+	// DefaultRequestTimeout). A TPM command already sent cannot be
+	// interrupted; tpmcard's own retry limit bounds those.
+	RequestTimeout time.Duration
+	// Random serves GenerateRandom; nil means the Manager's (TPM2_GetRandom).
+	Random RandomSource
+	// Version is the service's build version, for Hello and status replies.
+	Version string
+	// TraceWire logs every frame at debug level, secrets redacted. The
+	// environment switch TPMCARD_DEBUG=wire turns it on too.
+	TraceWire bool
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Manager == nil:
+		return errors.New("server: no card manager")
+	case c.MaxConns < 0:
+		return errors.New("server: negative MaxConns")
+	case c.IdleTimeout < 0:
+		return errors.New("server: negative IdleTimeout")
+	case c.RequestTimeout < 0:
+		return errors.New("server: negative RequestTimeout")
+	}
+	return nil
+}
+
+// Server serves cards over a unix socket. Create it with New, then Start
+// and Stop it once.
+type Server struct {
+	cfg          Config
+	m            *tpmcard.Manager
+	log          zerolog.Logger
+	cardGroup    groupSpec
+	adminGroup   groupSpec
+	random       RandomSource
+	reqTimeout   time.Duration
+	idleTimeout  time.Duration
+	maxConns     int
+	baseCtx      context.Context
+	cancelBase   context.CancelFunc
+	peerOverride func(Peer) Peer // tests: pretend to be another peer
+	beforeHandle func(wire.Type) // tests: hold a request in flight
+
+	mu       sync.Mutex
+	ln       *net.UnixListener
+	conns    map[*conn]struct{}
+	nextConn uint64
+	started  bool
+	stopping bool
+	wg       sync.WaitGroup
+
+	rejecting atomic.Int32
+
+	logins logins
+}
+
+// New checks cfg and returns a Server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultSocket
+	}
+	s := &Server{
+		cfg:         cfg,
+		m:           cfg.Manager,
+		log:         cfg.Logger,
+		random:      cfg.Random,
+		reqTimeout:  cfg.RequestTimeout,
+		idleTimeout: cfg.IdleTimeout,
+		maxConns:    cfg.MaxConns,
+		conns:       map[*conn]struct{}{},
+	}
+	if s.reqTimeout == 0 {
+		s.reqTimeout = DefaultRequestTimeout
+	}
+	if s.maxConns == 0 {
+		s.maxConns = DefaultMaxConns
+	}
+	if os.Getenv("TPMCARD_DEBUG") == "wire" {
+		s.cfg.TraceWire = true
+	}
+	if s.random == nil {
+		if r, ok := any(cfg.Manager).(RandomSource); ok {
+			s.random = r
+		}
+	}
+	var err error
+	if s.cardGroup, err = resolveGroup(cfg.CardGroup); err != nil {
+		return nil, fmt.Errorf("server: card group: %w", err)
+	}
+	if s.adminGroup, err = resolveGroup(cfg.AdminGroup); err != nil {
+		return nil, fmt.Errorf("server: admin group: %w", err)
+	}
+	s.logins.init(s.m)
+	return s, nil
+}
+
+// Socket is the path the server listens on.
+func (s *Server) Socket() string { return s.cfg.Socket }
+
+// Start listens on the socket and serves connections in the background. It
+// returns once the socket accepts connections. ctx bounds only the start
+// itself; use Stop to stop.
+func (s *Server) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !platformSupported {
+		_, err := listen(s.cfg.Socket)
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("server: already started")
+	}
+	ln, err := listen(s.cfg.Socket)
+	if err != nil {
+		return fmt.Errorf("server: listening on %s: %w", s.cfg.Socket, err)
+	}
+	s.ln = ln
+	s.started = true
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.acceptLoop(ln)
+	ev := s.log.Info().Str("socket", s.cfg.Socket).Str("backend", s.cfg.Backend).Bool("simulated", s.cfg.Simulated)
+	if s.cardGroup.set {
+		ev = ev.Uint32("card_gid", s.cardGroup.gid)
+	}
+	if s.adminGroup.set {
+		ev = ev.Uint32("admin_gid", s.adminGroup.gid)
+	}
+	ev.Msg("service listening")
+	if s.cfg.Simulated {
+		s.log.Warn().Str("backend", s.cfg.Backend).Msg("the TPM is simulated: keys are NOT hardware-protected")
+	}
+	return nil
+}
+
+func (s *Server) acceptLoop(ln *net.UnixListener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.AcceptUnix()
+		if err != nil {
+			s.mu.Lock()
+			stopping := s.stopping
+			s.mu.Unlock()
+			if stopping || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: wait and try again.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Error().Err(err).Dur("retry_in", backoff).Msg("accepting a connection")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.admit(nc)
+	}
+}
+
+// admit registers a new connection and serves it, or turns it away.
+func (s *Server) admit(nc *net.UnixConn) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.nextConn++
+	id := s.nextConn
+	if len(s.conns) >= s.maxConns {
+		s.mu.Unlock()
+		s.log.Warn().Uint64("conn", id).Int("max_conns", s.maxConns).Msg("too many connections: refusing one")
+		if s.rejecting.Add(1) > maxRejecting {
+			s.rejecting.Add(-1)
+			nc.Close() // a flood: no explanation for this one
+			return
+		}
+		go func() {
+			defer s.rejecting.Add(-1)
+			reject(nc, wire.Errorf(wire.TooManyConnections, "the service already serves %d connections", s.maxConns))
+		}()
+		return
+	}
+	c := newConn(s, id, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// reject answers the connection's Hello with an error frame and closes.
+// Reading the Hello first (briefly, and at most a small frame) lets the
+// client finish its write and read the reason instead of a broken pipe.
+func reject(nc *net.UnixConn, se *wire.StatusError) {
+	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	_, _, _ = wire.ReadFrame(nc, 4096)
+	_ = wire.NewConn(nc).Send(wire.TypeError, se)
+	nc.Close()
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Stop stops accepting connections, lets requests in progress finish and
+// send their replies, then closes every connection, which logs each one
+// out. If ctx ends first, Stop closes the connections at once and returns
+// ctx's error; requests still inside a TPM command then finish without
+// anyone to reply to. Stop never exits the process and does not close the
+// Manager.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started || s.stopping {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopping = true
+	err := s.ln.Close() // unlinks the socket
+	for c := range s.conns {
+		c.shutdown()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		s.cancelBase()
+		s.log.Warn().Msg("service stop: gave up waiting for requests in progress")
+		return ctx.Err()
+	}
+	s.cancelBase()
+	s.log.Info().Msg("service stopped")
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("server: closing listener: %w", err)
+	}
+	return nil
+}
