@@ -6,7 +6,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the build and the tests need: cgo and libcrypto for the
 # in-process TPM simulator, swtpm for the software-TPM suite.
-APT_PACKAGES := gcc libc6-dev libssl-dev swtpm swtpm-tools
+APT_PACKAGES := gcc libc6-dev libssl-dev swtpm swtpm-tools openssl
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
@@ -49,7 +49,7 @@ bench: setup
 	$(GO) test -run '^$$' -bench 'Sign' -benchtime 3s ./tpmcard/
 
 demo: build
-	./bin/tpmcard demo --tpm sim
+	./cmd/tpmcard/demo.sh bin/tpmcard
 
 clean:
 	rm -rf bin

@@ -1,55 +1,290 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
-// buildCLI builds the real binary, as users run it.
-func buildCLI(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tpmcard")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+// The CLI is tested as users run it: the built binary, against the service
+// it starts itself, on the in-process TPM simulator.
+
+var cliBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tpmcard-cli-test")
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		panic(err)
 	}
-	return bin
+	cliBin = filepath.Join(dir, "tpmcard")
+	if out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-func TestDemoOnSimulator(t *testing.T) {
-	bin := buildCLI(t)
-	out, err := exec.Command(bin, "demo", "--tpm", "sim").CombinedOutput()
+// cli runs the binary with stdin and returns stdout, stderr and the exit
+// status.
+func cli(t *testing.T, env []string, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(cliBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running tpmcard %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// startService runs `tpmcard service run` on the simulator and returns the
+// environment that points clients at it.
+func startService(t *testing.T, extra ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	// Other users must reach the socket (the service decides what they may
+	// do): open the test's directories to them.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(dir, "run", "tpmcard.sock")
+	args := append([]string{"service", "run", "--tpm", "sim", "--state-dir", filepath.Join(dir, "state"),
+		"--socket", sock, "--config", "/dev/null", "--log-level", "debug"}, extra...)
+	cmd := exec.Command(cliBin, args...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Error("the service did not stop on SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("service log:\n%s", log.String())
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the service exited: %v\n%s", err, log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if i > 200 {
+			t.Fatalf("no socket after 10s:\n%s", log.String())
+		}
+	}
+	return []string{"TPMCARD_SOCKET=" + sock}
+}
+
+func TestDemoScript(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed: the demo verifies signatures with it")
+	}
+	out, err := exec.Command("sh", "demo.sh", cliBin).CombinedOutput()
 	if err != nil {
-		t.Fatalf("tpmcard demo: %v\n%s", err, out)
+		t.Fatalf("demo.sh: %v\n%s", err, out)
 	}
 	for _, want := range []string{
 		"NOT hardware-protected",
-		"refused: PIN must be changed",
+		"the PIN must be changed first",
+		"Verified OK",
 		"PIN incorrect: 2 tries left",
-		"PIN locked",
-		"PIN tries left 3/3",
-		"signature verified",
-		"done",
+		"card locked: unblock it with `tpmcard pin unblock`",
+		"unblocked: the new PIN must be changed",
 	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("demo output lacks %q", want)
 		}
+	}
+	if n := bytes.Count(out, []byte("Verified OK")); n != 2 {
+		t.Errorf("%d verified signatures, want 2", n)
 	}
 }
 
-func TestNoTPMSaysWhatToDo(t *testing.T) {
-	bin := buildCLI(t)
-	out, err := exec.Command(bin, "demo", "--tpm", "device:/nonexistent/tpmrm0").CombinedOutput()
-	if err == nil {
-		t.Fatalf("demo on a missing TPM succeeded:\n%s", out)
+func TestCardCommands(t *testing.T) {
+	env := startService(t)
+	out, _, code := cli(t, env, "", "card", "list", "--json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("card list on an empty service: %d %q", code, out)
 	}
-	if s := string(out); !strings.HasPrefix(s, "tpmcard: ") || !strings.Contains(s, "--tpm sim") {
-		t.Fatalf("error does not say what to do: %q", s)
+	out, errs, code := cli(t, env, "", "card", "create", "--label", "cli", "--json")
+	if code != 0 {
+		t.Fatalf("card create: %d %s", code, errs)
 	}
-	out, err = exec.Command(bin, "frobnicate").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), `unknown command "frobnicate"`) {
-		t.Fatalf("unknown command: %v %q", err, out)
+	var created struct{ Serial, PUK string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || len(created.Serial) != 16 || len(created.PUK) != 16 {
+		t.Fatalf("card create --json: %q (%v)", out, err)
+	}
+
+	// The default PIN must change; a wrong current PIN is counted.
+	_, errs, code = cli(t, env, "not the PIN\nanother PIN 99\n", "pin", "change", "--pin-stdin", "--new-pin-stdin")
+	if code != 3 || !strings.Contains(errs, "tpmcard: PIN incorrect: 4 tries left") {
+		t.Fatalf("pin change with a wrong PIN: %d %q", code, errs)
+	}
+	_, errs, code = cli(t, env, "12345678\nshort\n", "pin", "change", "--pin-stdin", "--new-pin-stdin")
+	if code == 0 || !strings.Contains(errs, "new PIN is refused") {
+		t.Fatalf("pin change to a short PIN: %d %q", code, errs)
+	}
+	if _, errs, code = cli(t, env, "12345678\nchanged PIN 77\n", "pin", "change", "--pin-stdin", "--new-pin-stdin"); code != 0 {
+		t.Fatalf("pin change: %d %s", code, errs)
+	}
+
+	for _, alg := range []string{"ecdsa-p384", "rsa-2048"} {
+		if _, errs, code = cli(t, env, "", "key", "generate", "--alg", alg, "--label", alg); code != 0 {
+			t.Fatalf("key generate %s: %d %s", alg, code, errs)
+		}
+	}
+	out, _, _ = cli(t, env, "", "key", "list", "--json")
+	var keys []keyView
+	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 2 {
+		t.Fatalf("key list --json: %q (%v)", out, err)
+	}
+	_, errs, code = cli(t, env, "changed PIN 77\n", "sign", "--pin-stdin", "--in", "/dev/null")
+	if code != 2 || !strings.Contains(errs, "choose one with --key") {
+		t.Fatalf("sign with two keys and no --key: %d %q", code, errs)
+	}
+	for _, k := range keys {
+		sig, errs, code := cli(t, env, "changed PIN 77\nhello\n", "sign", "--pin-stdin", "--key", k.Label, "--hash", "sha384")
+		if code != 0 || len(sig) < 64 {
+			t.Fatalf("sign with %s: %d %s", k.Label, code, errs)
+		}
+		pub, _, _ := cli(t, env, "", "key", "export", "--key", k.ID)
+		if !strings.HasPrefix(pub, "-----BEGIN PUBLIC KEY-----") {
+			t.Fatalf("key export: %q", pub)
+		}
+		if _, err := exec.LookPath("openssl"); err == nil {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "pub.pem"), []byte(pub), 0o600)
+			os.WriteFile(filepath.Join(dir, "sig"), []byte(sig), 0o600)
+			os.WriteFile(filepath.Join(dir, "data"), []byte("hello\n"), 0o600)
+			if out, err := exec.Command("openssl", "dgst", "-sha384", "-verify", filepath.Join(dir, "pub.pem"),
+				"-signature", filepath.Join(dir, "sig"), filepath.Join(dir, "data")).CombinedOutput(); err != nil {
+				t.Fatalf("openssl verify (%s): %v %s", k.Algorithm, err, out)
+			}
+		}
+	}
+	ssh, _, code := cli(t, env, "", "key", "export", "--key", "ecdsa-p384", "--format", "ssh")
+	if code != 0 || !strings.HasPrefix(ssh, "ecdsa-sha2-nistp384 ") {
+		t.Fatalf("ssh export: %q", ssh)
+	}
+
+	// Destroying needs --yes.
+	if _, errs, code = cli(t, env, "", "card", "destroy", "--card", created.Serial); code != 2 || !strings.Contains(errs, "--yes") {
+		t.Fatalf("destroy without --yes: %d %q", code, errs)
+	}
+	if _, errs, code = cli(t, env, "", "card", "destroy", "--card", created.Serial, "--yes"); code != 0 {
+		t.Fatalf("destroy: %d %s", code, errs)
+	}
+	if _, errs, code = cli(t, env, "", "card", "status", "--card", created.Serial); code == 0 || !strings.Contains(errs, "no such card") {
+		t.Fatalf("status of a destroyed card: %d %q", code, errs)
+	}
+}
+
+func TestErrorsSayWhatToDo(t *testing.T) {
+	env := []string{"TPMCARD_SOCKET=" + filepath.Join(t.TempDir(), "none.sock")}
+	_, errs, code := cli(t, env, "", "card", "list")
+	if code != 1 || !strings.Contains(errs, "tpmcard service start") {
+		t.Fatalf("no service: %d %q", code, errs)
+	}
+	if _, errs, code = cli(t, nil, "", "frobnicate"); code != 1 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: %d %q", code, errs)
+	}
+	if _, errs, code = cli(t, nil, "", "card", "list", "--bogus"); code != 2 || !strings.Contains(errs, "flag provided but not defined") {
+		t.Fatalf("bad flag: %d %q", code, errs)
+	}
+	if _, errs, code = cli(t, env, "", "pin", "change", "--pin-stdin", "--new-pin-stdin"); code != 2 || !strings.Contains(errs, "standard input ended") {
+		t.Fatalf("missing PIN lines: %d %q", code, errs)
+	}
+	if _, errs, code = cli(t, nil, "", "service", "run", "--tpm", "device:/nonexistent/tpmrm0", "--config", "/dev/null",
+		"--socket", filepath.Join(t.TempDir(), "s"), "--state-dir", t.TempDir()); code != 1 || !strings.Contains(errs, "--tpm sim") {
+		t.Fatalf("service without a TPM: %d %q", code, errs)
+	}
+}
+
+// A user outside the admin group may list cards but not create one.
+func TestNonAdminIsDenied(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	env := startService(t)
+	if err := os.Chmod(filepath.Dir(cliBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	as := func(args ...string) (string, int) {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", cliBin}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+	if out, code := as("card", "list", "--json"); code != 0 {
+		t.Fatalf("card list as nobody: %d %s", code, out)
+	}
+	out, code := as("card", "create")
+	if code == 0 || !strings.Contains(out, "permission denied") {
+		t.Fatalf("card create as nobody: %d %q", code, out)
+	}
+}
+
+func TestSystemdUnit(t *testing.T) {
+	for _, tc := range []struct {
+		tpm  string
+		want []string
+		not  []string
+	}{
+		{"device", []string{"ProtectSystem=strict", "DeviceAllow=/dev/tpmrm0 rw", "PrivateNetwork=true", "NoNewPrivileges=true", "PrivateTmp=true", "StateDirectory=tpmcard", "RuntimeDirectory=tpmcard"}, []string{"AF_INET"}},
+		{"swtpm:127.0.0.1:2321", []string{"ProtectSystem=strict", "AF_INET", "PrivateDevices=true"}, []string{"PrivateNetwork", "DeviceAllow"}},
+	} {
+		out, errs, code := cli(t, nil, "", "service", "unit", "--tpm", tc.tpm, "--config", "/dev/null")
+		if code != 0 {
+			t.Fatalf("service unit: %s", errs)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w+"\n") && !strings.Contains(out, w+" ") {
+				t.Errorf("%s unit lacks %q:\n%s", tc.tpm, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%s unit has %q", tc.tpm, n)
+			}
+		}
+		if !strings.Contains(out, "ExecStart="+cliBin+" service run") {
+			t.Errorf("unit does not start this binary:\n%s", out)
+		}
 	}
 }

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kardianos/service"
+	"github.com/rs/zerolog"
+	"github.com/tpmcard/tpmcard/service/client"
+	"github.com/tpmcard/tpmcard/service/server"
+	"github.com/tpmcard/tpmcard/tpmcard"
+	"github.com/tpmcard/tpmcard/tpmcard/backend"
+	"golang.org/x/term"
+)
+
+func init() {
+	register("service", "run", "run the service in the foreground", serviceRun)
+	register("service", "install", "install the service (systemd on Linux, a Windows service, launchd)", serviceControl("install"))
+	register("service", "uninstall", "remove the installed service", serviceControl("uninstall"))
+	register("service", "start", "start the installed service", serviceControl("start"))
+	register("service", "stop", "stop the installed service", serviceControl("stop"))
+	register("service", "status", "say whether the service runs, and on which TPM", serviceStatus)
+	register("service", "unit", "print the systemd unit that install writes", serviceUnit)
+}
+
+// DefaultConfigFile is read when it exists; flags override it.
+const DefaultConfigFile = "/etc/tpmcard/config.json"
+
+// Config is the service's configuration: the config file, then flags.
+type Config struct {
+	TPM        string `json:"tpm"`         // device, device:PATH, swtpm:HOST:PORT or sim
+	StateDir   string `json:"state_dir"`   // card records
+	Socket     string `json:"socket"`      // where clients connect
+	CardGroup  string `json:"card_group"`  // who may use cards; empty: everyone
+	AdminGroup string `json:"admin_group"` // who may provision and manage keys, besides root
+	OwnerAuth  string `json:"owner_auth_file"`
+	LogLevel   string `json:"log_level"`  // debug, info, warn, error
+	LogFormat  string `json:"log_format"` // json (default; journald-friendly) or console
+	MaxConns   int    `json:"max_connections"`
+}
+
+func defaultConfig() Config {
+	return Config{TPM: "device", StateDir: tpmcard.DefaultStateDir, Socket: client.DefaultSocket, LogLevel: "info", LogFormat: "json"}
+}
+
+// loadConfig reads the config file (optional when it is the default one)
+// and then applies the flags the user set.
+func loadConfig(e *env, name string, args []string) (Config, string, error) {
+	cfg := defaultConfig()
+	fs := flags(e, name)
+	file := fs.String("config", DefaultConfigFile, "config file (JSON); flags override it")
+	var f Config
+	fs.StringVar(&f.TPM, "tpm", "", "TPM backend: device[:PATH], swtpm:HOST:PORT or sim (default device)")
+	fs.StringVar(&f.StateDir, "state-dir", "", "state directory (default "+tpmcard.DefaultStateDir+")")
+	fs.StringVar(&f.Socket, "socket", "", "socket path (default "+client.DefaultSocket+")")
+	fs.StringVar(&f.CardGroup, "card-group", "", "group allowed to use cards (default: everyone)")
+	fs.StringVar(&f.AdminGroup, "admin-group", "", "group allowed to administer cards, besides root")
+	fs.StringVar(&f.OwnerAuth, "owner-auth-file", "", "file holding the TPM owner password (default: empty password)")
+	fs.StringVar(&f.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.StringVar(&f.LogFormat, "log-format", "", "json or console (default json)")
+	fs.IntVar(&f.MaxConns, "max-connections", 0, "most simultaneous clients (default 256)")
+	if err := parse(fs, args); err != nil {
+		return cfg, "", err
+	}
+	b, err := os.ReadFile(*file)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist) && *file == DefaultConfigFile:
+	case err != nil:
+		return cfg, "", fmt.Errorf("reading config: %w", err)
+	case len(strings.TrimSpace(string(b))) == 0: // an empty file sets nothing
+	default:
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, "", fmt.Errorf("reading config %s: %w", *file, err)
+		}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "tpm":
+			cfg.TPM = f.TPM
+		case "state-dir":
+			cfg.StateDir = f.StateDir
+		case "socket":
+			cfg.Socket = f.Socket
+		case "card-group":
+			cfg.CardGroup = f.CardGroup
+		case "admin-group":
+			cfg.AdminGroup = f.AdminGroup
+		case "owner-auth-file":
+			cfg.OwnerAuth = f.OwnerAuth
+		case "log-level":
+			cfg.LogLevel = f.LogLevel
+		case "log-format":
+			cfg.LogFormat = f.LogFormat
+		case "max-connections":
+			cfg.MaxConns = f.MaxConns
+		}
+	})
+	if _, err := backend.Parse(cfg.TPM); err != nil {
+		return cfg, "", fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil || cfg.LogLevel == "" {
+		return cfg, "", fmt.Errorf("%w: log level %q: want debug, info, warn or error", errUsage, cfg.LogLevel)
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "console" {
+		return cfg, "", fmt.Errorf("%w: log format %q: want json or console", errUsage, cfg.LogFormat)
+	}
+	return cfg, *file, nil
+}
+
+func newLogger(w io.Writer, cfg Config) zerolog.Logger {
+	lvl, _ := zerolog.ParseLevel(cfg.LogLevel)
+	if cfg.LogFormat == "console" {
+		f, ok := w.(*os.File)
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !ok || !term.IsTerminal(int(f.Fd()))}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// program is the service as kardianos/service runs it: Start returns once
+// the TPM is open and the socket listens; Stop shuts down gracefully.
+type program struct {
+	cfg Config
+	log zerolog.Logger
+
+	tpm io.Closer
+	m   *tpmcard.Manager
+	srv *server.Server
+}
+
+func (p *program) Start(service.Service) error {
+	spec, err := backend.Parse(p.cfg.TPM)
+	if err != nil {
+		return err
+	}
+	var ownerAuth []byte
+	if p.cfg.OwnerAuth != "" {
+		b, err := os.ReadFile(p.cfg.OwnerAuth)
+		if err != nil {
+			return fmt.Errorf("reading the owner password: %w", err)
+		}
+		ownerAuth = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	tpm, err := backend.Open(spec)
+	if err != nil {
+		return err
+	}
+	caps, err := backend.Probe(tpm)
+	if err != nil {
+		tpm.Close()
+		return fmt.Errorf("probing the TPM: %w", err)
+	}
+	m, err := tpmcard.Open(tpm, tpmcard.WithStateDir(p.cfg.StateDir), tpmcard.WithOwnerAuth(ownerAuth))
+	for i := range ownerAuth {
+		ownerAuth[i] = 0
+	}
+	if err != nil {
+		tpm.Close()
+		return err
+	}
+	srv, err := server.New(server.Config{
+		Socket: p.cfg.Socket, Manager: m, Backend: string(spec.Kind), Simulated: !spec.HardwareProtected(),
+		CardGroup: p.cfg.CardGroup, AdminGroup: p.cfg.AdminGroup, Logger: p.log, MaxConns: p.cfg.MaxConns,
+		Random: m, Version: version,
+	})
+	if err == nil {
+		err = srv.Start(context.Background())
+	}
+	if err != nil {
+		m.Close()
+		tpm.Close()
+		return err
+	}
+	p.tpm, p.m, p.srv = tpm, m, srv
+	ev := p.log.Info()
+	if !spec.HardwareProtected() {
+		ev = p.log.Warn().Bool("simulated", true)
+	}
+	ev.Str("event", "start").Str("tpm", spec.String()).Str("manufacturer", caps.Manufacturer).
+		Str("firmware", caps.FirmwareVersion).Str("socket", p.cfg.Socket).Str("state_dir", p.cfg.StateDir).
+		Str("version", version).Msg(startMessage(spec))
+	return nil
+}
+
+func startMessage(spec backend.Spec) string {
+	if spec.HardwareProtected() {
+		return "tpmcard service started"
+	}
+	return "tpmcard service started on a SOFTWARE TPM: keys are NOT hardware-protected"
+}
+
+func (p *program) Stop(service.Service) error {
+	if p.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := p.srv.Stop(ctx)
+	p.m.Close()
+	p.tpm.Close()
+	p.log.Info().Str("event", "stop").Msg("tpmcard service stopped")
+	return err
+}
+
+func newService(p *program, configFile string) (service.Service, error) {
+	args := []string{"service", "run"}
+	if configFile != DefaultConfigFile {
+		abs, err := filepath.Abs(configFile)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--config", abs)
+	}
+	sc := &service.Config{
+		Name:        "tpmcard",
+		DisplayName: "tpmcard virtual smart card",
+		Description: "Virtual smart cards in the TPM, served to PKCS#11 and CLI clients",
+		Arguments:   args,
+		Option:      service.KeyValue{},
+	}
+	if service.ChosenSystem() != nil && strings.HasPrefix(service.ChosenSystem().String(), "linux-systemd") {
+		sc.Option["SystemdScript"] = systemdUnit(p.cfg, "")
+	}
+	return service.New(p, sc)
+}
+
+func serviceRun(e *env, args []string) error {
+	cfg, file, err := loadConfig(e, "service run", args)
+	if err != nil {
+		return err
+	}
+	p := &program{cfg: cfg, log: newLogger(e.stderr, cfg)}
+	if service.Interactive() {
+		// In the foreground: run until SIGINT or SIGTERM.
+		if err := p.Start(nil); err != nil {
+			return err
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return p.Stop(nil)
+	}
+	s, err := newService(p, file)
+	if err != nil {
+		return err
+	}
+	return s.Run()
+}
+
+func serviceControl(action string) func(e *env, args []string) error {
+	return func(e *env, args []string) error {
+		cfg, file, err := loadConfig(e, "service "+action, args)
+		if err != nil {
+			return err
+		}
+		s, err := newService(&program{cfg: cfg}, file)
+		if err != nil {
+			return err
+		}
+		if err := service.Control(s, action); err != nil {
+			return fmt.Errorf("service %s: %w", action, err)
+		}
+		fmt.Fprintf(e.stdout, "service %s: done\n", action)
+		return nil
+	}
+}
+
+func serviceStatus(e *env, args []string) error {
+	fs := flags(e, "service status")
+	var c common
+	c.add(fs, false, true)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	st, err := cl.Status()
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(e.stdout, st)
+	}
+	fmt.Fprintf(e.stdout, "service   running (version %s) at %s\nTPM       %s, manufacturer %q, firmware %s\ncards     %d\n",
+		st.Version, c.socket, st.Backend, st.Manufacturer, st.Firmware, st.Cards)
+	if !st.HardwareProtected {
+		fmt.Fprintln(e.stdout, "WARNING: software TPM: keys are NOT hardware-protected")
+	}
+	return nil
+}
+
+func serviceUnit(e *env, args []string) error {
+	cfg, _, err := loadConfig(e, "service unit", args)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(e.stdout, systemdUnit(cfg, exe))
+	return err
+}

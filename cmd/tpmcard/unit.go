@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/tpmcard/tpmcard/tpmcard/backend"
+)
+
+// systemdUnit is the hardened unit the service installs under: the TPM
+// device and the state and runtime directories are all it may touch. exe
+// empty means the kardianos template variable for the installed binary.
+func systemdUnit(cfg Config, exe string) string {
+	execStart := "{{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}"
+	if exe != "" {
+		execStart = exe + " service run"
+	}
+	spec, _ := backend.Parse(cfg.TPM)
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	w("[Unit]")
+	w("Description=tpmcard virtual smart card service")
+	w("Documentation=https://github.com/tpmcard/tpmcard")
+	w("")
+	w("[Service]")
+	w("ExecStart=%s", execStart)
+	w("Restart=on-failure")
+	w("RestartSec=5")
+	w("RuntimeDirectory=%s", filepath.Base(filepath.Dir(cfg.Socket)))
+	w("RuntimeDirectoryMode=0755")
+	w("StateDirectory=%s", strings.TrimPrefix(cfg.StateDir, "/var/lib/"))
+	w("StateDirectoryMode=0700")
+	w("ProtectSystem=strict")
+	w("ReadWritePaths=%s %s", cfg.StateDir, filepath.Dir(cfg.Socket))
+	w("ProtectHome=true")
+	w("PrivateTmp=true")
+	w("NoNewPrivileges=true")
+	w("ProtectKernelTunables=true")
+	w("ProtectKernelModules=true")
+	w("ProtectControlGroups=true")
+	w("RestrictNamespaces=true")
+	w("RestrictRealtime=true")
+	w("LockPersonality=true")
+	w("MemoryDenyWriteExecute=true")
+	w("SystemCallArchitectures=native")
+	w("CapabilityBoundingSet=")
+	switch spec.Kind {
+	case backend.Device:
+		path := spec.Path
+		if path == "" {
+			path = "/dev/tpmrm0"
+		}
+		w("DevicePolicy=closed")
+		w("DeviceAllow=%s rw", path)
+		w("PrivateNetwork=true")
+		w("RestrictAddressFamilies=AF_UNIX")
+	case backend.SWTPM:
+		w("PrivateDevices=true")
+		w("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6")
+	default:
+		w("PrivateDevices=true")
+		w("PrivateNetwork=true")
+		w("RestrictAddressFamilies=AF_UNIX")
+	}
+	w("")
+	w("[Install]")
+	w("WantedBy=multi-user.target")
+	return b.String()
+}
