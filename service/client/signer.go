@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"github.com/tpmcard/tpmcard/service/p11"
 	"io"
 	"math/big"
 	"sync"
@@ -17,18 +18,10 @@ import (
 
 // PKCS#11 constants the Signer uses.
 const (
-	ckaClass         = 0x000
-	ckaID            = 0x102
-	ckaPublicKeyInfo = 0x129
-	ckoPublicKey     = 2
-	ckoPrivateKey    = 3
-
-	ckmRSAPKCS    = 0x0001
-	ckmRSAPKCSPSS = 0x000d
-	ckmECDSA      = 0x1041
-
-	cksROPublic = 0
-	cksRWPublic = 2
+	ckoPublicKey  = 2
+	ckoPrivateKey = 3
+	cksROPublic   = 0
+	cksRWPublic   = 2
 )
 
 // Signer is a crypto.Signer backed by a card key through the service. It
@@ -60,8 +53,8 @@ func (c *Client) Signer(serial string, keyID []byte) (*Signer, error) {
 		return nil, err
 	}
 	hs, err := c.FindObjects(sess,
-		wire.Attribute{Type: ckaClass, Value: wire.ULong(ckoPublicKey)},
-		wire.Attribute{Type: ckaID, Value: keyID})
+		wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(ckoPublicKey)},
+		wire.Attribute{Type: p11.CKAID, Value: keyID})
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +62,7 @@ func (c *Client) Signer(serial string, keyID []byte) (*Signer, error) {
 		c.CloseSession(sess)
 		return nil, fmt.Errorf("%w: card %s, key %x", errNoKey, serial, keyID)
 	}
-	vals, err := c.GetAttributes(sess, hs[0], ckaPublicKeyInfo)
+	vals, err := c.GetAttributes(sess, hs[0], p11.CKAPublicKeyInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +96,7 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 	}
 	switch s.pub.(type) {
 	case *ecdsa.PublicKey:
-		raw, err := s.c.Sign(s.session, priv, ckmECDSA, nil, digest)
+		raw, err := s.c.Sign(s.session, priv, p11.CKMECDSA, nil, digest)
 		if err != nil {
 			return nil, err
 		}
@@ -117,13 +110,13 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 			if err != nil {
 				return nil, err
 			}
-			return s.c.Sign(s.session, priv, ckmRSAPKCSPSS, param, digest)
+			return s.c.Sign(s.session, priv, p11.CKMRSAPKCSPSS, param, digest)
 		}
 		di, err := digestInfo(h, digest)
 		if err != nil {
 			return nil, err
 		}
-		return s.c.Sign(s.session, priv, ckmRSAPKCS, nil, di)
+		return s.c.Sign(s.session, priv, p11.CKMRSAPKCS, nil, di)
 	}
 	return nil, fmt.Errorf("tpmcard: unexpected public key %T", s.pub)
 }
@@ -136,8 +129,8 @@ func (s *Signer) privateHandle() (uint64, error) {
 		return s.priv, nil
 	}
 	hs, err := s.c.FindObjects(s.session,
-		wire.Attribute{Type: ckaClass, Value: wire.ULong(ckoPrivateKey)},
-		wire.Attribute{Type: ckaID, Value: s.id})
+		wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(ckoPrivateKey)},
+		wire.Attribute{Type: p11.CKAID, Value: s.id})
 	if err != nil {
 		return 0, err
 	}

@@ -82,7 +82,30 @@ const (
 
 // Mask generation functions (CKG_*).
 const (
+	CKGMGF1SHA1   = 0x1
 	CKGMGF1SHA256 = 0x2
 	CKGMGF1SHA384 = 0x3
 	CKGMGF1SHA512 = 0x4
+)
+
+// More attributes (CKA_*).
+const (
+	CKAKeyGenMechanism = 0x166
+	CKACopyable        = 0x171
+	CKADestroyable     = 0x172
+)
+
+// More mechanisms (CKM_*).
+const (
+	CKMSHA1 = 0x0220
+)
+
+// Mechanism flags (CKF_*, CK_MECHANISM_INFO).
+const (
+	CKFHW              = 0x00000001
+	CKFSign            = 0x00000800
+	CKFGenerateKeyPair = 0x00010000
+	CKFECFp            = 0x00100000
+	CKFECNamedCurve    = 0x00800000
+	CKFECUncompress    = 0x01000000
 )

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
+	"github.com/tpmcard/tpmcard/service/p11"
 	"math/big"
 
 	"github.com/tpmcard/tpmcard/service/wire"
@@ -16,53 +17,15 @@ import (
 const (
 	ckoPublicKey  = 2
 	ckoPrivateKey = 3
-
-	ckkRSA = 0x0
-	ckkEC  = 0x3
-
-	ckaClass            = 0x000
-	ckaToken            = 0x001
-	ckaPrivate          = 0x002
-	ckaLabel            = 0x003
-	ckaValue            = 0x011
-	ckaKeyType          = 0x100
-	ckaSubject          = 0x101
-	ckaID               = 0x102
-	ckaSensitive        = 0x103
-	ckaEncrypt          = 0x104
-	ckaDecrypt          = 0x105
-	ckaWrap             = 0x106
-	ckaUnwrap           = 0x107
-	ckaSign             = 0x108
-	ckaSignRecover      = 0x109
-	ckaVerify           = 0x10a
-	ckaVerifyRecover    = 0x10b
-	ckaDerive           = 0x10c
-	ckaModulus          = 0x120
-	ckaModulusBits      = 0x121
-	ckaPublicExponent   = 0x122
-	ckaPrivateExponent  = 0x123
-	ckaPublicKeyInfo    = 0x129
-	ckaExtractable      = 0x162
-	ckaLocal            = 0x163
-	ckaNeverExtractable = 0x164
-	ckaAlwaysSensitive  = 0x165
-	ckaKeyGenMechanism  = 0x166
-	ckaModifiable       = 0x170
-	ckaCopyable         = 0x171
-	ckaDestroyable      = 0x172
-	ckaECParams         = 0x180
-	ckaECPoint          = 0x181
-	ckaAlwaysAuth       = 0x202
 )
 
 // Attributes whose value is a CK_BBOOL.
 var boolAttrs = map[uint32]bool{
-	ckaToken: true, ckaPrivate: true, ckaSensitive: true, ckaEncrypt: true, ckaDecrypt: true,
-	ckaWrap: true, ckaUnwrap: true, ckaSign: true, ckaSignRecover: true, ckaVerify: true,
-	ckaVerifyRecover: true, ckaDerive: true, ckaExtractable: true, ckaLocal: true,
-	ckaNeverExtractable: true, ckaAlwaysSensitive: true, ckaModifiable: true, ckaCopyable: true,
-	ckaDestroyable: true, ckaAlwaysAuth: true,
+	p11.CKAToken: true, p11.CKAPrivate: true, p11.CKASensitive: true, p11.CKAEncrypt: true, p11.CKADecrypt: true,
+	p11.CKAWrap: true, p11.CKAUnwrap: true, p11.CKASign: true, p11.CKASignRecover: true, p11.CKAVerify: true,
+	p11.CKAVerifyRecover: true, p11.CKADerive: true, p11.CKAExtractable: true, p11.CKALocal: true,
+	p11.CKANeverExtractable: true, p11.CKAAlwaysSensitive: true, p11.CKAModifiable: true, p11.CKACopyable: true,
+	p11.CKADestroyable: true, p11.CKAAlwaysAuthenticate: true,
 }
 
 func isBool(t uint32) bool { return boolAttrs[t] }
@@ -89,40 +52,40 @@ func attribute(kind objKind, k tpmcard.KeyInfo, t uint32) ([]byte, wire.Status) 
 	}
 	switch t {
 	// Common to storage objects (§4.4) and keys (§4.7).
-	case ckaClass:
+	case p11.CKAClass:
 		if priv {
 			return wire.ULong(ckoPrivateKey), wire.OK
 		}
 		return wire.ULong(ckoPublicKey), wire.OK
-	case ckaToken:
+	case p11.CKAToken:
 		return wire.Bool(true), wire.OK
-	case ckaPrivate:
+	case p11.CKAPrivate:
 		return wire.Bool(priv), wire.OK
-	case ckaModifiable, ckaCopyable:
+	case p11.CKAModifiable, p11.CKACopyable:
 		return wire.Bool(false), wire.OK
-	case ckaDestroyable:
+	case p11.CKADestroyable:
 		return wire.Bool(true), wire.OK
-	case ckaLabel:
+	case p11.CKALabel:
 		return []byte(k.Label), wire.OK
-	case ckaKeyType:
+	case p11.CKAKeyType:
 		if ec != nil {
-			return wire.ULong(ckkEC), wire.OK
+			return wire.ULong(p11.CKKEC), wire.OK
 		}
-		return wire.ULong(ckkRSA), wire.OK
-	case ckaID:
+		return wire.ULong(p11.CKKRSA), wire.OK
+	case p11.CKAID:
 		return k.ID, wire.OK
-	case ckaSubject:
+	case p11.CKASubject:
 		return nil, wire.OK // no certificate subject recorded (yet): empty
-	case ckaDerive:
+	case p11.CKADerive:
 		return wire.Bool(false), wire.OK
-	case ckaLocal:
+	case p11.CKALocal:
 		return wire.Bool(true), wire.OK // generated in the TPM
-	case ckaKeyGenMechanism:
+	case p11.CKAKeyGenMechanism:
 		if ec != nil {
-			return wire.ULong(ckmECKeyPairGen), wire.OK
+			return wire.ULong(p11.CKMECKeyPairGen), wire.OK
 		}
-		return wire.ULong(ckmRSAKeyPairGen), wire.OK
-	case ckaPublicKeyInfo:
+		return wire.ULong(p11.CKMRSAPKCSKeyPairGen), wire.OK
+	case p11.CKAPublicKeyInfo:
 		der, err := x509.MarshalPKIXPublicKey(k.Public)
 		if err != nil {
 			return nil, wire.AttributeInvalid
@@ -130,21 +93,21 @@ func attribute(kind objKind, k tpmcard.KeyInfo, t uint32) ([]byte, wire.Status) 
 		return der, wire.OK
 
 	// Public and private key usage flags (§4.8, §4.9).
-	case ckaSign:
+	case p11.CKASign:
 		return boolFor(priv, true)
-	case ckaVerify:
+	case p11.CKAVerify:
 		return boolFor(!priv, true)
-	case ckaDecrypt, ckaUnwrap, ckaSignRecover:
+	case p11.CKADecrypt, p11.CKAUnwrap, p11.CKASignRecover:
 		return boolFor(priv, false)
-	case ckaEncrypt, ckaWrap, ckaVerifyRecover:
+	case p11.CKAEncrypt, p11.CKAWrap, p11.CKAVerifyRecover:
 		return boolFor(!priv, false)
-	case ckaSensitive, ckaAlwaysSensitive, ckaNeverExtractable:
+	case p11.CKASensitive, p11.CKAAlwaysSensitive, p11.CKANeverExtractable:
 		return boolFor(priv, true)
-	case ckaExtractable, ckaAlwaysAuth:
+	case p11.CKAExtractable, p11.CKAAlwaysAuthenticate:
 		return boolFor(priv, false)
 
 	// Secret key material never leaves the TPM.
-	case ckaValue, ckaPrivateExponent, 0x124, 0x125, 0x126, 0x127, 0x128: // CKA_PRIME_1 … CKA_COEFFICIENT
+	case p11.CKAValue, p11.CKAPrivateExponent, 0x124, 0x125, 0x126, 0x127, 0x128: // CKA_PRIME_1 … CKA_COEFFICIENT
 		if priv {
 			return nil, wire.AttributeSensitive
 		}
@@ -153,7 +116,7 @@ func attribute(kind objKind, k tpmcard.KeyInfo, t uint32) ([]byte, wire.Status) 
 	// EC (§2.3.3, §2.3.4): both objects carry the curve; the point is a
 	// public-key attribute, which many consumers also read from the
 	// private object, so both carry it.
-	case ckaECParams:
+	case p11.CKAECParams:
 		if ec == nil {
 			return nil, wire.AttributeInvalid
 		}
@@ -163,7 +126,7 @@ func attribute(kind objKind, k tpmcard.KeyInfo, t uint32) ([]byte, wire.Status) 
 		}
 		der, _ := asn1.Marshal(oid)
 		return der, wire.OK
-	case ckaECPoint:
+	case p11.CKAECPoint:
 		if ec == nil {
 			return nil, wire.AttributeInvalid
 		}
@@ -175,17 +138,17 @@ func attribute(kind objKind, k tpmcard.KeyInfo, t uint32) ([]byte, wire.Status) 
 		return der, wire.OK
 
 	// RSA (§2.1.2, §2.1.3).
-	case ckaModulus:
+	case p11.CKAModulus:
 		if rk == nil {
 			return nil, wire.AttributeInvalid
 		}
 		return rk.N.Bytes(), wire.OK
-	case ckaPublicExponent:
+	case p11.CKAPublicExponent:
 		if rk == nil {
 			return nil, wire.AttributeInvalid
 		}
 		return big.NewInt(int64(rk.E)).Bytes(), wire.OK
-	case ckaModulusBits:
+	case p11.CKAModulusBits:
 		if rk == nil {
 			return nil, wire.AttributeInvalid
 		}

@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
+	"github.com/tpmcard/tpmcard/service/p11"
 	"net"
 	"path/filepath"
 	"strings"
@@ -174,7 +175,7 @@ func (e *env) generate(c *client.Client, serial, alg string) []byte {
 	if err != nil {
 		e.t.Fatalf("GenerateKeyPair(%s): %v", alg, err)
 	}
-	v, err := c.GetAttributes(s, pub, ckaID)
+	v, err := c.GetAttributes(s, pub, p11.CKAID)
 	if err != nil || v[0].Status != wire.OK {
 		e.t.Fatalf("reading CKA_ID: %v %v", err, v)
 	}
@@ -200,7 +201,7 @@ func mustLogin(t *testing.T, c *client.Client, s uint32) {
 // privateKey finds the private key object with the given ID.
 func privateKey(t *testing.T, c *client.Client, s uint32, id []byte) uint64 {
 	t.Helper()
-	hs, err := c.FindObjects(s, wire.Attribute{Type: ckaClass, Value: wire.ULong(ckoPrivateKey)}, wire.Attribute{Type: ckaID, Value: id})
+	hs, err := c.FindObjects(s, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(ckoPrivateKey)}, wire.Attribute{Type: p11.CKAID, Value: id})
 	if err != nil || len(hs) != 1 {
 		t.Fatalf("finding private key %x: %v, %v", id, hs, err)
 	}
@@ -222,11 +223,11 @@ func wantStatus(t *testing.T, what string, err error, s wire.Status) {
 // publicKeyOf reads the key's public half through the service.
 func publicKeyOf(t *testing.T, c *client.Client, s uint32, id []byte) any {
 	t.Helper()
-	hs, err := c.FindObjects(s, wire.Attribute{Type: ckaClass, Value: wire.ULong(ckoPublicKey)}, wire.Attribute{Type: ckaID, Value: id})
+	hs, err := c.FindObjects(s, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(ckoPublicKey)}, wire.Attribute{Type: p11.CKAID, Value: id})
 	if err != nil || len(hs) != 1 {
 		t.Fatalf("finding public key %x: %v, %v", id, hs, err)
 	}
-	v, err := c.GetAttributes(s, hs[0], ckaPublicKeyInfo)
+	v, err := c.GetAttributes(s, hs[0], p11.CKAPublicKeyInfo)
 	if err != nil || v[0].Status != wire.OK {
 		t.Fatalf("reading public key: %v, %v", err, v)
 	}

@@ -8,41 +8,10 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"github.com/tpmcard/tpmcard/service/p11"
 
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
-)
-
-// Mechanisms (PKCS#11 v2.40 pkcs11t.h).
-const (
-	ckmRSAKeyPairGen   = 0x0000
-	ckmRSAPKCS         = 0x0001
-	ckmRSAPKCSPSS      = 0x000d
-	ckmSHA256RSAPKCS   = 0x0040
-	ckmSHA384RSAPKCS   = 0x0041
-	ckmSHA512RSAPKCS   = 0x0042
-	ckmSHA256RSAPSS    = 0x0043
-	ckmSHA384RSAPSS    = 0x0044
-	ckmSHA512RSAPSS    = 0x0045
-	ckmECKeyPairGen    = 0x1040
-	ckmECDSA           = 0x1041
-	ckmECDSASHA256     = 0x1044
-	ckmECDSASHA384     = 0x1045
-	ckmECDSASHA512     = 0x1046
-	ckmSHA1            = 0x0220
-	ckmSHA256          = 0x0250
-	ckmSHA384          = 0x0260
-	ckmSHA512          = 0x0270
-	ckgMGF1SHA1        = 1
-	ckgMGF1SHA256      = 2
-	ckgMGF1SHA384      = 3
-	ckgMGF1SHA512      = 4
-	ckfHW              = 0x00000001
-	ckfSign            = 0x00000800
-	ckfGenerateKeyPair = 0x00010000
-	ckfECFp            = 0x00100000
-	ckfECNamedCurve    = 0x00800000
-	ckfECUncompress    = 0x01000000
 )
 
 // mech describes how a signing mechanism maps onto tpmcard.Sign.
@@ -53,18 +22,18 @@ type mech struct {
 }
 
 var signMechs = map[uint32]mech{
-	ckmECDSA:         {},
-	ckmECDSASHA256:   {hash: crypto.SHA256},
-	ckmECDSASHA384:   {hash: crypto.SHA384},
-	ckmECDSASHA512:   {hash: crypto.SHA512},
-	ckmRSAPKCS:       {rsa: true},
-	ckmSHA256RSAPKCS: {rsa: true, hash: crypto.SHA256},
-	ckmSHA384RSAPKCS: {rsa: true, hash: crypto.SHA384},
-	ckmSHA512RSAPKCS: {rsa: true, hash: crypto.SHA512},
-	ckmRSAPKCSPSS:    {rsa: true, pss: true},
-	ckmSHA256RSAPSS:  {rsa: true, hash: crypto.SHA256, pss: true},
-	ckmSHA384RSAPSS:  {rsa: true, hash: crypto.SHA384, pss: true},
-	ckmSHA512RSAPSS:  {rsa: true, hash: crypto.SHA512, pss: true},
+	p11.CKMECDSA:            {},
+	p11.CKMECDSASHA256:      {hash: crypto.SHA256},
+	p11.CKMECDSASHA384:      {hash: crypto.SHA384},
+	p11.CKMECDSASHA512:      {hash: crypto.SHA512},
+	p11.CKMRSAPKCS:          {rsa: true},
+	p11.CKMSHA256RSAPKCS:    {rsa: true, hash: crypto.SHA256},
+	p11.CKMSHA384RSAPKCS:    {rsa: true, hash: crypto.SHA384},
+	p11.CKMSHA512RSAPKCS:    {rsa: true, hash: crypto.SHA512},
+	p11.CKMRSAPKCSPSS:       {rsa: true, pss: true},
+	p11.CKMSHA256RSAPKCSPSS: {rsa: true, hash: crypto.SHA256, pss: true},
+	p11.CKMSHA384RSAPKCSPSS: {rsa: true, hash: crypto.SHA384, pss: true},
+	p11.CKMSHA512RSAPKCSPSS: {rsa: true, hash: crypto.SHA512, pss: true},
 }
 
 // mechanismList is the CK_MECHANISM_INFO of every mechanism, in a fixed
@@ -72,19 +41,19 @@ var signMechs = map[uint32]mech{
 func mechanismList(hw bool) []wire.MechanismInfo {
 	var hwf uint32
 	if hw {
-		hwf = ckfHW
+		hwf = p11.CKFHW
 	}
-	ecf := hwf | ckfECFp | ckfECNamedCurve | ckfECUncompress
+	ecf := hwf | p11.CKFECFp | p11.CKFECNamedCurve | p11.CKFECUncompress
 	out := []wire.MechanismInfo{
-		{Mechanism: ckmECKeyPairGen, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | ckfGenerateKeyPair},
-		{Mechanism: ckmRSAKeyPairGen, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | ckfGenerateKeyPair},
+		{Mechanism: p11.CKMECKeyPairGen, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | p11.CKFGenerateKeyPair},
+		{Mechanism: p11.CKMRSAPKCSKeyPairGen, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | p11.CKFGenerateKeyPair},
 	}
-	for _, m := range []uint32{ckmECDSA, ckmECDSASHA256, ckmECDSASHA384, ckmECDSASHA512} {
-		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | ckfSign})
+	for _, m := range []uint32{p11.CKMECDSA, p11.CKMECDSASHA256, p11.CKMECDSASHA384, p11.CKMECDSASHA512} {
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | p11.CKFSign})
 	}
-	for _, m := range []uint32{ckmRSAPKCS, ckmSHA256RSAPKCS, ckmSHA384RSAPKCS, ckmSHA512RSAPKCS,
-		ckmRSAPKCSPSS, ckmSHA256RSAPSS, ckmSHA384RSAPSS, ckmSHA512RSAPSS} {
-		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | ckfSign})
+	for _, m := range []uint32{p11.CKMRSAPKCS, p11.CKMSHA256RSAPKCS, p11.CKMSHA384RSAPKCS, p11.CKMSHA512RSAPKCS,
+		p11.CKMRSAPKCSPSS, p11.CKMSHA256RSAPKCSPSS, p11.CKMSHA384RSAPKCSPSS, p11.CKMSHA512RSAPKCSPSS} {
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | p11.CKFSign})
 	}
 	return out
 }
@@ -139,14 +108,14 @@ func parsePSSParams(p []byte, want crypto.Hash) (crypto.Hash, error) {
 	var h crypto.Hash
 	var wantMGF uint64
 	switch hashAlg {
-	case ckmSHA1:
-		h, wantMGF = crypto.SHA1, ckgMGF1SHA1
-	case ckmSHA256:
-		h, wantMGF = crypto.SHA256, ckgMGF1SHA256
-	case ckmSHA384:
-		h, wantMGF = crypto.SHA384, ckgMGF1SHA384
-	case ckmSHA512:
-		h, wantMGF = crypto.SHA512, ckgMGF1SHA512
+	case p11.CKMSHA1:
+		h, wantMGF = crypto.SHA1, p11.CKGMGF1SHA1
+	case p11.CKMSHA256:
+		h, wantMGF = crypto.SHA256, p11.CKGMGF1SHA256
+	case p11.CKMSHA384:
+		h, wantMGF = crypto.SHA384, p11.CKGMGF1SHA384
+	case p11.CKMSHA512:
+		h, wantMGF = crypto.SHA512, p11.CKGMGF1SHA512
 	default:
 		return 0, wire.Errorf(wire.MechanismParamInvalid, "PSS hash %#x", hashAlg)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"github.com/tpmcard/tpmcard/service/p11"
 	"io"
 	"net"
 	"os"
@@ -151,10 +152,10 @@ func TestUnknownAndMalformedRequests(t *testing.T) {
 	})
 
 	t.Run("fail/unknown-session-and-object", func(t *testing.T) {
-		_, err := bystander.GetAttributes(999, 1, ckaClass)
+		_, err := bystander.GetAttributes(999, 1, p11.CKAClass)
 		wantStatus(t, "unknown session", err, wire.SessionInvalid)
 		s := mustOpen(t, bystander, serial, false)
-		_, err = bystander.GetAttributes(s, 12345, ckaClass)
+		_, err = bystander.GetAttributes(s, 12345, p11.CKAClass)
 		wantStatus(t, "unknown object", err, wire.ObjectNotFound)
 		_, err = bystander.OpenSession("no-such-card", false)
 		wantStatus(t, "unknown card", err, wire.CardNotFound)
@@ -191,7 +192,7 @@ func TestConcurrentClients(t *testing.T) {
 			}
 			var hs []uint64
 			if err == nil {
-				hs, err = c.FindObjects(s, wire.Attribute{Type: ckaClass, Value: wire.ULong(ckoPrivateKey)})
+				hs, err = c.FindObjects(s, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(ckoPrivateKey)})
 			}
 			if err != nil {
 				errs <- err
@@ -199,7 +200,7 @@ func TestConcurrentClients(t *testing.T) {
 			}
 			for j := range signs {
 				d := sha256.Sum256([]byte{byte(i), byte(j)})
-				rs, err := c.Sign(s, hs[0], ckmECDSA, nil, d[:])
+				rs, err := c.Sign(s, hs[0], p11.CKMECDSA, nil, d[:])
 				if err != nil {
 					errs <- err
 					return
@@ -264,7 +265,7 @@ func TestStopCompletesInFlight(t *testing.T) {
 	signed := make(chan result, 1)
 	d := sha256.Sum256([]byte("in flight"))
 	go func() {
-		sig, err := c.Sign(s, priv, ckmECDSA, nil, d[:])
+		sig, err := c.Sign(s, priv, p11.CKMECDSA, nil, d[:])
 		signed <- result{sig, err}
 	}()
 	<-entered

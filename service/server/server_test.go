@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"github.com/tpmcard/tpmcard/service/p11"
 	"strings"
 	"testing"
 
@@ -61,9 +62,9 @@ func TestProvisionLoginSign(t *testing.T) {
 		if err != nil || len(all) != 2 {
 			t.Fatalf("FindObjects before login: %v, %v", all, err)
 		}
-		_, err = c.GetAttributes(s, priv, ckaLabel)
+		_, err = c.GetAttributes(s, priv, p11.CKALabel)
 		wantStatus(t, "private object before login", err, wire.ObjectNotFound)
-		_, err = c.Sign(s, priv, ckmSHA256RSAPKCS, nil, []byte("x"))
+		_, err = c.Sign(s, priv, p11.CKMSHA256RSAPKCS, nil, []byte("x"))
 		wantStatus(t, "sign before login", err, wire.NotLoggedIn)
 
 		mustLogin(t, c, s)
@@ -75,7 +76,7 @@ func TestProvisionLoginSign(t *testing.T) {
 		if h := privateKey(t, c, s, []byte("rsa-1")); h != priv {
 			t.Errorf("private handle changed: %d, then %d", priv, h)
 		}
-		vals, err := c.GetAttributes(s, priv, ckaValue, ckaSign, ckaLabel, 0x7777)
+		vals, err := c.GetAttributes(s, priv, p11.CKAValue, p11.CKASign, p11.CKALabel, 0x7777)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,10 +90,10 @@ func TestProvisionLoginSign(t *testing.T) {
 		d512 := sha512.Sum512(data)
 		rsaPub := publicKeyOf(t, c, s, []byte("rsa-1")).(*rsa.PublicKey)
 
-		if n, err := c.SignLength(s, priv, ckmSHA256RSAPKCS); err != nil || n != 256 {
+		if n, err := c.SignLength(s, priv, p11.CKMSHA256RSAPKCS); err != nil || n != 256 {
 			t.Errorf("SignLength RSA = %d, %v", n, err)
 		}
-		sig, err := c.Sign(s, priv, ckmSHA256RSAPKCS, nil, data)
+		sig, err := c.Sign(s, priv, p11.CKMSHA256RSAPKCS, nil, data)
 		if err != nil {
 			t.Fatalf("Sign SHA256_RSA_PKCS: %v", err)
 		}
@@ -100,42 +101,42 @@ func TestProvisionLoginSign(t *testing.T) {
 			t.Errorf("SHA256_RSA_PKCS: %v", err)
 		}
 		di := append(append([]byte(nil), digestInfoPrefixes[3].prefix...), d512[:]...)
-		if sig, err = c.Sign(s, priv, ckmRSAPKCS, nil, di); err != nil {
+		if sig, err = c.Sign(s, priv, p11.CKMRSAPKCS, nil, di); err != nil {
 			t.Fatalf("Sign RSA_PKCS: %v", err)
 		}
 		if err := rsa.VerifyPKCS1v15(rsaPub, crypto.SHA512, d512[:], sig); err != nil {
 			t.Errorf("RSA_PKCS over a DigestInfo: %v", err)
 		}
-		_, err = c.Sign(s, priv, ckmRSAPKCS, nil, d256[:])
+		_, err = c.Sign(s, priv, p11.CKMRSAPKCS, nil, d256[:])
 		wantStatus(t, "RSA_PKCS without DigestInfo", err, wire.DataInvalid)
-		if sig, err = c.Sign(s, priv, ckmSHA256RSAPSS, pss(ckmSHA256, ckgMGF1SHA256, 32), data); err != nil {
+		if sig, err = c.Sign(s, priv, p11.CKMSHA256RSAPKCSPSS, pss(p11.CKMSHA256, p11.CKGMGF1SHA256, 32), data); err != nil {
 			t.Fatalf("Sign SHA256_RSA_PKCS_PSS: %v", err)
 		}
 		if err := rsa.VerifyPSS(rsaPub, crypto.SHA256, d256[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
 			t.Errorf("SHA256_RSA_PKCS_PSS with salt = hash length: %v", err)
 		}
-		_, err = c.Sign(s, priv, ckmRSAPKCSPSS, pss(ckmSHA256, ckgMGF1SHA256, 20), d256[:])
+		_, err = c.Sign(s, priv, p11.CKMRSAPKCSPSS, pss(p11.CKMSHA256, p11.CKGMGF1SHA256, 20), d256[:])
 		wantStatus(t, "PSS with a short salt", err, wire.MechanismParamInvalid)
-		_, err = c.Sign(s, priv, ckmECDSA, nil, d256[:])
+		_, err = c.Sign(s, priv, p11.CKMECDSA, nil, d256[:])
 		wantStatus(t, "ECDSA with an RSA key", err, wire.KeyTypeInconsistent)
-		_, err = c.Sign(s, pub, ckmSHA256RSAPKCS, nil, data)
+		_, err = c.Sign(s, pub, p11.CKMSHA256RSAPKCS, nil, data)
 		wantStatus(t, "signing with the public object", err, wire.KeyTypeInconsistent)
 
 		ecPriv := privateKey(t, c, s, ecID)
 		ecPub := publicKeyOf(t, c, s, ecID)
-		if n, err := c.SignLength(s, ecPriv, ckmECDSA); err != nil || n != 64 {
+		if n, err := c.SignLength(s, ecPriv, p11.CKMECDSA); err != nil || n != 64 {
 			t.Errorf("SignLength ECDSA = %d, %v", n, err)
 		}
-		rs, err := c.Sign(s, ecPriv, ckmECDSA, nil, d256[:])
+		rs, err := c.Sign(s, ecPriv, p11.CKMECDSA, nil, d256[:])
 		if err != nil {
 			t.Fatalf("Sign ECDSA: %v", err)
 		}
 		verifyECDSA(t, ecPub, d256[:], rs)
-		if rs, err = c.Sign(s, ecPriv, ckmECDSASHA256, nil, data); err != nil {
+		if rs, err = c.Sign(s, ecPriv, p11.CKMECDSASHA256, nil, data); err != nil {
 			t.Fatalf("Sign ECDSA_SHA256: %v", err)
 		}
 		verifyECDSA(t, ecPub, d256[:], rs)
-		if rs, err = c.Sign(s, ecPriv, ckmECDSASHA512, nil, data); err != nil {
+		if rs, err = c.Sign(s, ecPriv, p11.CKMECDSASHA512, nil, data); err != nil {
 			t.Fatalf("Sign ECDSA_SHA512: %v", err)
 		}
 		verifyECDSA(t, ecPub, d512[:], rs) // ECDSA uses the leftmost bits
@@ -178,7 +179,7 @@ func TestProvisionLoginSign(t *testing.T) {
 		if err := c.DestroyObject(s, pub); err != nil {
 			t.Fatalf("DestroyObject: %v", err)
 		}
-		_, err = c.GetAttributes(s, priv, ckaLabel)
+		_, err = c.GetAttributes(s, priv, p11.CKALabel)
 		wantStatus(t, "deleted key", err, wire.ObjectNotFound)
 		if all, _ := c.FindObjects(s); len(all) != 2 {
 			t.Errorf("after delete %d objects, want 2", len(all))
@@ -197,7 +198,7 @@ func TestProvisionLoginSign(t *testing.T) {
 		if err := c.DestroyCard(serial); err != nil {
 			t.Fatalf("DestroyCard: %v", err)
 		}
-		_, err = c.Sign(s, ecPriv, ckmECDSA, nil, d256[:])
+		_, err = c.Sign(s, ecPriv, p11.CKMECDSA, nil, d256[:])
 		if st := wire.StatusOf(err); st != wire.NotLoggedIn && st != wire.ObjectNotFound && st != wire.CardNotFound {
 			t.Errorf("sign on a destroyed card: %v", err)
 		}
@@ -279,13 +280,13 @@ func TestPINLifecycle(t *testing.T) {
 	}
 	priv := privateKey(t, c, s, id)
 	d := sha256.Sum256([]byte("x"))
-	_, err = c.Sign(s, priv, ckmECDSA, nil, d[:])
+	_, err = c.Sign(s, priv, p11.CKMECDSA, nil, d[:])
 	wantStatus(t, "sign before changing the reset PIN", err, wire.PINExpired)
 	wantStatus(t, "SetPIN too short", c.SetPIN(s, newPIN.Clone(), secret.FromString("short")), wire.PINLenRange)
 	if err := c.SetPIN(s, newPIN.Clone(), testPIN.Clone()); err != nil {
 		t.Fatalf("SetPIN: %v", err)
 	}
-	if _, err := c.Sign(s, priv, ckmECDSA, nil, d[:]); err != nil {
+	if _, err := c.Sign(s, priv, p11.CKMECDSA, nil, d[:]); err != nil {
 		t.Fatalf("sign after the PIN change: %v", err)
 	}
 	// The unblock path without a session, and the PUK change as SO.
@@ -327,19 +328,19 @@ func TestPerApplicationLogin(t *testing.T) {
 	sa, sb := mustOpen(t, a, serial, false), mustOpen(t, b, serial, false)
 	mustLogin(t, a, sa)
 	privA := privateKey(t, a, sa, id)
-	if _, err := a.Sign(sa, privA, ckmECDSA, nil, d[:]); err != nil {
+	if _, err := a.Sign(sa, privA, p11.CKMECDSA, nil, d[:]); err != nil {
 		t.Fatalf("A signs: %v", err)
 	}
 	// B is not logged in: it neither sees nor uses the private key, even
 	// with A's handle number.
-	if hs, _ := b.FindObjects(sb, wire.Attribute{Type: ckaClass, Value: wire.ULong(ckoPrivateKey)}); len(hs) != 0 {
+	if hs, _ := b.FindObjects(sb, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(ckoPrivateKey)}); len(hs) != 0 {
 		t.Errorf("B sees private objects: %v", hs)
 	}
-	_, err := b.Sign(sb, privA, ckmECDSA, nil, d[:])
+	_, err := b.Sign(sb, privA, p11.CKMECDSA, nil, d[:])
 	wantStatus(t, "B signs", err, wire.NotLoggedIn)
 	// A wrong PIN from B leaves A logged in.
 	wantStatus(t, "B's wrong PIN", b.Login(sb, wire.UserNormal, secret.FromString("not the PIN")), wire.PINIncorrect)
-	if _, err := a.Sign(sa, privA, ckmECDSA, nil, d[:]); err != nil {
+	if _, err := a.Sign(sa, privA, p11.CKMECDSA, nil, d[:]); err != nil {
 		t.Fatalf("A signs after B's wrong PIN: %v", err)
 	}
 
@@ -349,9 +350,9 @@ func TestPerApplicationLogin(t *testing.T) {
 	if err := a.Logout(sa); err != nil {
 		t.Fatal(err)
 	}
-	_, err = a.Sign(sa, privA, ckmECDSA, nil, d[:])
+	_, err = a.Sign(sa, privA, p11.CKMECDSA, nil, d[:])
 	wantStatus(t, "A signs after logout", err, wire.NotLoggedIn)
-	if _, err := b.Sign(sb, privB, ckmECDSA, nil, d[:]); err != nil {
+	if _, err := b.Sign(sb, privB, p11.CKMECDSA, nil, d[:]); err != nil {
 		t.Fatalf("B signs after A's logout: %v", err)
 	}
 	if !e.m.LoggedIn(serial) {
@@ -363,7 +364,7 @@ func TestPerApplicationLogin(t *testing.T) {
 	if err := b.CloseSession(sb); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Sign(sb2, privB, ckmECDSA, nil, d[:]); err != nil {
+	if _, err := b.Sign(sb2, privB, p11.CKMECDSA, nil, d[:]); err != nil {
 		t.Fatalf("B signs in its second session: %v", err)
 	}
 	if err := b.CloseSession(sb2); err != nil {
