@@ -8,7 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 	"time"
 )
 
@@ -56,7 +60,14 @@ func cli(t *testing.T, env []string, stdin string, args ...string) (string, stri
 // environment that points clients at it.
 func startService(t *testing.T, extra ...string) []string {
 	t.Helper()
-	dir := t.TempDir()
+	env, _ := startServiceOn(t, "sim", t.TempDir(), extra...)
+	return env
+}
+
+// startServiceOn runs the service on a TPM with its state in dir; stop
+// ends it as a SIGTERM from systemd would.
+func startServiceOn(t *testing.T, tpm, dir string, extra ...string) (env []string, stop func()) {
+	t.Helper()
 	// Other users must reach the socket (the service decides what they may
 	// do): open the test's directories to them.
 	for _, d := range []string{dir, filepath.Dir(dir)} {
@@ -65,7 +76,7 @@ func startService(t *testing.T, extra ...string) []string {
 		}
 	}
 	sock := filepath.Join(dir, "run", "tpmcard.sock")
-	args := append([]string{"service", "run", "--tpm", "sim", "--state-dir", filepath.Join(dir, "state"),
+	args := append([]string{"service", "run", "--tpm", tpm, "--state-dir", filepath.Join(dir, "state"),
 		"--socket", sock, "--config", "/dev/null", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(cliBin, args...)
 	var log bytes.Buffer
@@ -75,18 +86,25 @@ func startService(t *testing.T, extra ...string) []string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Error("the service did not stop on SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("service log:\n%s", log.String())
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("the service exited with %v on SIGTERM", err)
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Error("the service did not stop on SIGTERM")
+			}
+			if t.Failed() {
+				t.Logf("service log:\n%s", log.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
 	for i := 0; ; i++ {
 		if _, err := os.Stat(sock); err == nil {
 			break
@@ -100,7 +118,7 @@ func startService(t *testing.T, extra ...string) []string {
 			t.Fatalf("no socket after 10s:\n%s", log.String())
 		}
 	}
-	return []string{"TPMCARD_SOCKET=" + sock}
+	return []string{"TPMCARD_SOCKET=" + sock}, stop
 }
 
 func TestDemoScript(t *testing.T) {
@@ -286,5 +304,53 @@ func TestSystemdUnit(t *testing.T) {
 		if !strings.Contains(out, "ExecStart="+cliBin+" service run") {
 			t.Errorf("unit does not start this binary:\n%s", out)
 		}
+	}
+}
+
+// Cards and their PIN counters live in the TPM and the state directory:
+// a service restart (the process, then the TPM too) keeps both.
+func TestServiceRestartKeepsCardsAndCounter(t *testing.T) {
+	sw := tpmtest.StartSWTPM(t)
+	dir := t.TempDir()
+	env, stop := startServiceOn(t, sw.Spec(), dir)
+	out, errs, code := cli(t, env, "restart PIN 42\n", "card", "create", "--pin-stdin", "--json")
+	if code != 0 {
+		t.Fatalf("card create: %s", errs)
+	}
+	var created struct{ Serial string }
+	json.Unmarshal([]byte(out), &created)
+	if _, errs, code = cli(t, env, "", "key", "generate"); code != 0 {
+		t.Fatalf("key generate: %s", errs)
+	}
+	if _, _, code = cli(t, env, "wrong PIN 1\n", "sign", "--pin-stdin", "--in", "/dev/null"); code != 3 {
+		t.Fatalf("wrong PIN: exit %d", code)
+	}
+	tries := func(env []string) int {
+		out, errs, code := cli(t, env, "", "card", "status", "--json")
+		if code != 0 {
+			t.Fatalf("card status: %s", errs)
+		}
+		var v cardView
+		if err := json.Unmarshal([]byte(out), &v); err != nil || v.Serial != created.Serial {
+			t.Fatalf("card status: %q %v", out, err)
+		}
+		return v.PINTriesLeft
+	}
+	if n := tries(env); n != 4 {
+		t.Fatalf("%d tries left after a wrong PIN, want 4", n)
+	}
+	stop()
+	env, stop = startServiceOn(t, sw.Spec(), dir)
+	if n := tries(env); n != 4 {
+		t.Fatalf("after a service restart: %d tries left, want 4", n)
+	}
+	stop()
+	sw.Restart(t)
+	env, _ = startServiceOn(t, sw.Spec(), dir)
+	if n := tries(env); n != 4 {
+		t.Fatalf("after a TPM restart: %d tries left, want 4", n)
+	}
+	if _, errs, code := cli(t, env, "restart PIN 42\nhello\n", "sign", "--pin-stdin"); code != 0 {
+		t.Fatalf("sign after the restarts: %s", errs)
 	}
 }

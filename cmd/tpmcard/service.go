@@ -173,7 +173,7 @@ func (p *program) Start(service.Service) error {
 	srv, err := server.New(server.Config{
 		Socket: p.cfg.Socket, Manager: m, Backend: string(spec.Kind), Simulated: !spec.HardwareProtected(),
 		CardGroup: p.cfg.CardGroup, AdminGroup: p.cfg.AdminGroup, Logger: p.log, MaxConns: p.cfg.MaxConns,
-		Random: m, Version: version,
+		Random: m, Version: version, TPMManufacturer: caps.Manufacturer, TPMFirmware: caps.FirmwareVersion,
 	})
 	if err == nil {
 		err = srv.Start(context.Background())

@@ -281,3 +281,15 @@ func (c *Client) Status() (*wire.ServiceStatus, error) {
 
 // errNoKey reports a Signer for a key the card does not show.
 var errNoKey = errors.New("tpmcard: no such key on the card")
+
+// WaitEvent waits up to timeout (0: not at all) for the next card event
+// after the ones this connection was told of, and returns it; no event in
+// time is a wire.Timeout error. It holds the connection while it waits: a
+// program that also signs should wait on a connection of its own.
+func (c *Client) WaitEvent(timeout time.Duration) (*wire.Event, error) {
+	var r wire.Event
+	if err := c.call(&wire.WaitEvent{TimeoutMillis: int(timeout / time.Millisecond)}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

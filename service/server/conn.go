@@ -36,6 +36,7 @@ type conn struct {
 	sessions    map[uint32]*session
 	nextSession uint32
 	objects     objects
+	eventSeq    uint64 // the last card event this connection was told of
 }
 
 // session is a PKCS#11 session: a number inside the connection, bound to
@@ -46,7 +47,7 @@ type session struct {
 }
 
 func newConn(s *Server, id uint64, nc *net.UnixConn) *conn {
-	c := &conn{s: s, id: id, nc: nc, br: bufio.NewReader(nc), sessions: map[uint32]*session{}}
+	c := &conn{s: s, id: id, nc: nc, br: bufio.NewReader(nc), sessions: map[uint32]*session{}, eventSeq: s.events.now()}
 	c.objects.init()
 	c.w = wire.NewConn(struct {
 		io.Reader
@@ -246,6 +247,7 @@ func (c *conn) handle(t wire.Type, msg any) {
 	ctx, cancel := context.WithTimeout(c.s.baseCtx, c.s.reqTimeout)
 	defer cancel()
 	reply, err := c.safeDispatch(ctx, t, msg)
+	c.publishAfter(msg, reply)
 	status := wire.OK
 	switch {
 	case err != nil:

@@ -69,8 +69,10 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.destroyCard(m)
 	case *wire.GetStatus:
 		return c.getStatus()
+	case *wire.WaitEvent:
+		return c.waitEvent(ctx, m)
 	}
-	// Not implemented yet (CreateObject, WaitEvent), or a reply type sent
+	// Not implemented yet (CreateObject), or a reply type sent
 	// as a request: the caller answers UnsupportedReply.
 	return nil, nil
 }
@@ -589,6 +591,8 @@ func (c *conn) getStatus() (any, error) {
 		HardwareProtected: hardwareProtected(c.s.cfg.Backend, c.s.cfg.Simulated),
 		Cards:             len(cards),
 		Version:           c.s.cfg.Version,
+		Manufacturer:      c.s.cfg.TPMManufacturer,
+		Firmware:          c.s.cfg.TPMFirmware,
 	}, nil
 }
 

@@ -69,6 +69,8 @@ type Config struct {
 	Random RandomSource
 	// Version is the service's build version, for Hello and status replies.
 	Version string
+	// TPMManufacturer and TPMFirmware describe the TPM in status replies.
+	TPMManufacturer, TPMFirmware string
 	// TraceWire logs every frame at debug level, secrets redacted. The
 	// environment switch TPMCARD_DEBUG=wire turns it on too.
 	TraceWire bool
@@ -116,6 +118,7 @@ type Server struct {
 	rejecting atomic.Int32
 
 	logins logins
+	events *events
 }
 
 // New checks cfg and returns a Server that is not yet listening.
@@ -135,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		idleTimeout: cfg.IdleTimeout,
 		maxConns:    cfg.MaxConns,
 		conns:       map[*conn]struct{}{},
+		events:      newEvents(),
 	}
 	if s.reqTimeout == 0 {
 		s.reqTimeout = DefaultRequestTimeout
@@ -286,6 +290,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.stopping = true
+	s.events.stop()     // WaitEvent requests end now
 	err := s.ln.Close() // unlinks the socket
 	for c := range s.conns {
 		c.shutdown()
