@@ -50,7 +50,7 @@ func TestUnknownAndMalformedRequests(t *testing.T) {
 		}
 		// A reply type sent as a request, and a request not implemented
 		// yet, are Unsupported too.
-		wantStatus(t, "Ack as a request", r.w.Call(&wire.WaitEvent{}, nil), wire.Unsupported)
+		wantStatus(t, "a request not implemented yet", r.w.Call(&wire.CreateObject{}, nil), wire.Unsupported)
 		if err := wire.WriteFrame(r.nc, wire.TypeAck, []byte{0xa0}); err != nil {
 			t.Fatal(err)
 		}
