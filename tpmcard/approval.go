@@ -30,7 +30,7 @@ func newApprover() (*approver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating approval key: %w", err)
 	}
-	pub := approvalPublic(key.X.FillBytes(make([]byte, 32)), key.Y.FillBytes(make([]byte, 32)))
+	pub := p256Public(key.X.FillBytes(make([]byte, 32)), key.Y.FillBytes(make([]byte, 32)))
 	name, err := tpm2.ObjectName(&pub)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,10 @@ func newApprover() (*approver, error) {
 	return &approver{key: key, pub: pub, name: name.Buffer}, nil
 }
 
-func approvalPublic(x, y []byte) tpm2.TPMTPublic {
+// p256Public is the public area under which an ECDSA P-256 verification
+// key is loaded (LoadExternal) and named: the approval key's, an
+// administrator's.
+func p256Public(x, y []byte) tpm2.TPMTPublic {
 	return tpm2.TPMTPublic{
 		Type:    tpm2.TPMAlgECC,
 		NameAlg: tpm2.TPMAlgSHA256,

@@ -1,6 +1,8 @@
 package tpmcard
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
 )
 
@@ -31,6 +34,11 @@ type CreateOptions struct {
 	PINPolicy *PINPolicy    // nil: DefaultPINPolicy
 	PINTries  int           // 0: DefaultPINTries
 	PUKTries  int           // 0: DefaultPUKTries
+	// AdminKey, an ECDSA P-256 public key, lets its holder unblock the card
+	// offline: the TPM checks the holder's signature over a challenge.
+	AdminKey *ecdsa.PublicKey
+	// NoPUK leaves the PUK out: only the admin key can unblock the card.
+	NoPUK bool
 }
 
 // Created is the result of Create. PUK is set only when it was generated;
@@ -47,8 +55,10 @@ type CardInfo struct {
 	Created    time.Time
 	Policy     PINPolicy
 	PINTries   int
-	PUKTries   int
+	PUKTries   int // 0 without a PUK
 	MustChange bool
+	HasPUK     bool
+	AdminKey   *ecdsa.PublicKey // nil without an admin key
 	Keys       []KeyInfo
 }
 
@@ -92,8 +102,24 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 	if err := policy.Check(pin); err != nil {
 		return nil, err
 	}
+	if opts.NoPUK && (opts.AdminKey == nil || opts.PUK != nil) {
+		return nil, fmt.Errorf("%w: a card without a PUK needs an admin key, and no PUK", ErrInvalidOptions)
+	}
+	var adminPub []byte
+	if opts.AdminKey != nil {
+		if opts.AdminKey.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: the admin key must be ECDSA P-256", ErrInvalidOptions)
+		}
+		pt, err := opts.AdminKey.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: admin key: %v", ErrInvalidOptions, err)
+		}
+		adminPub = tpm2.Marshal(p256Public(pt[1:33], pt[33:]))
+	}
 	puk, generated := opts.PUK, false
-	if puk == nil {
+	if opts.NoPUK {
+		pukTries = 0
+	} else if puk == nil {
 		var err error
 		if puk, err = generatePUK(); err != nil {
 			return nil, err
@@ -115,6 +141,8 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 		PUKLimit:   uint32(pukTries),
 		Policy:     policy,
 		MustChange: mustChange,
+		NoPUK:      opts.NoPUK,
+		AdminKey:   adminPub,
 	}
 	if rec.Label == "" {
 		rec.Label = "tpmcard " + rec.Serial[:8]
@@ -176,11 +204,14 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 	rec.Approval.Public = tpm2.Marshal(ap.pub)
 
 	// The PIN index's policy names the PUK index as written.
-	pukUnwritten := pinIndexPublic(hs[0], orDigest(pukBranches(ap.name)), false)
-	pukWritten := pukUnwritten
-	pukWritten.Attributes.Written = true
-	rec.PUKIndex, rec.PUKName = uint32(hs[0]), nvName(pukWritten)
-	pinUnwritten := pinIndexPublic(hs[1], orDigest(pinBranches(ap.name, rec.PUKName)), false)
+	var pukUnwritten tpm2.TPMSNVPublic
+	if !rec.NoPUK {
+		pukUnwritten = pinIndexPublic(hs[0], orDigest(pukBranches(ap.name)), false)
+		pukWritten := pukUnwritten
+		pukWritten.Attributes.Written = true
+		rec.PUKIndex, rec.PUKName = uint32(hs[0]), nvName(pukWritten)
+	}
+	pinUnwritten := pinIndexPublic(hs[1], orDigest(m.pinBranches(rec)), false)
 	pinWritten := pinUnwritten
 	pinWritten.Attributes.Written = true
 	rec.PINIndex, rec.PINName = uint32(hs[1]), nvName(pinWritten)
@@ -195,28 +226,42 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		}
 	}()
 
-	// PUK index: define, then its one first write.
-	if err := m.defineIndex(pukUnwritten, pukAuth); err != nil {
+	firstWrite := func(h tpm2.TPMHandle) error {
+		_, err := tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}.Execute(m.tpm)
+		if err == nil {
+			_, err = tpm2.PolicyNVWritten{PolicySession: h, WrittenSet: false}.Execute(m.tpm)
+		}
 		return err
 	}
-	err = m.policyWrite(hs[0], nvName(pukUnwritten), pinData{0, rec.PUKLimit}, pukBranches(ap.name),
-		func(h tpm2.TPMHandle) error {
-			_, err := tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}.Execute(m.tpm)
-			if err == nil {
-				_, err = tpm2.PolicyNVWritten{PolicySession: h, WrittenSet: false}.Execute(m.tpm)
-			}
+	if !rec.NoPUK {
+		// PUK index: define, then its one first write.
+		if err := m.defineIndex(pukUnwritten, pukAuth); err != nil {
 			return err
-		})
-	if err != nil {
-		return fmt.Errorf("initializing PUK: %w", busy(err))
+		}
+		err = m.policyWrite(hs[0], nvName(pukUnwritten), pinData{0, rec.PUKLimit}, pukBranches(ap.name), firstWrite)
+		if err != nil {
+			return fmt.Errorf("initializing PUK: %w", busy(err))
+		}
 	}
 
-	// PIN index: define, then its first write through the PUK branch.
+	// PIN index: define, then its first write, through the PUK branch when
+	// there is a PUK.
 	if err := m.defineIndex(pinUnwritten, pinAuth); err != nil {
 		return err
 	}
-	if err := m.resetPIN(rec, pukAuth, nvName(pinUnwritten)); err != nil {
-		return fmt.Errorf("initializing PIN: %w", err)
+	if rec.NoPUK {
+		err = m.policyWrite(hs[1], nvName(pinUnwritten), pinData{0, rec.PINLimit}, m.pinBranches(rec), firstWrite)
+		if err != nil {
+			err = fmt.Errorf("initializing PIN: %w", busy(err))
+		}
+	} else {
+		err = m.resetPIN(rec, pukAuth, nvName(pinUnwritten))
+		if err != nil {
+			err = fmt.Errorf("initializing PIN: %w", err)
+		}
+	}
+	if err != nil {
+		return err
 	}
 
 	// Both names are final: approve the two change policies, then forget
@@ -224,8 +269,10 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 	if rec.Approval.PINSig, err = ap.sign(approvedChange(rec.PINName), refPINChange); err != nil {
 		return err
 	}
-	if rec.Approval.PUKSig, err = ap.sign(approvedChange(rec.PUKName), refPUKChange); err != nil {
-		return err
+	if !rec.NoPUK {
+		if rec.Approval.PUKSig, err = ap.sign(approvedChange(rec.PUKName), refPUKChange); err != nil {
+			return err
+		}
 	}
 	return m.checkNames(rec)
 }
@@ -329,13 +376,19 @@ func (m *Manager) resetPIN(rec *record, pukAuth, pinName []byte) error {
 }
 
 func (m *Manager) pinBranches(rec *record) [][]byte {
-	return pinBranches(approvalName(rec), rec.PUKName)
+	var adminName []byte
+	if rec.AdminKey != nil {
+		adminName = publicName(rec.AdminKey)
+	}
+	return pinBranches(approvalName(rec), rec.PUKName, adminName, adminkey.PolicyRef(adminkey.Unblock, rec.Serial))
 }
 
-func approvalName(rec *record) []byte {
-	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](rec.Approval.Public)
+// publicName is the TPM Name of a marshalled TPMT_PUBLIC, nil if it does
+// not parse (the policies then do not match, and the TPM says so).
+func publicName(b []byte) []byte {
+	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](b)
 	if err != nil {
-		return nil // the policies will not match: reported as a TPM policy failure
+		return nil
 	}
 	n, err := tpm2.ObjectName(pub)
 	if err != nil {
@@ -344,12 +397,17 @@ func approvalName(rec *record) []byte {
 	return n.Buffer
 }
 
+func approvalName(rec *record) []byte { return publicName(rec.Approval.Public) }
+
 // checkNames compares the TPM's view of both indices with the record.
 func (m *Manager) checkNames(rec *record) error {
 	for _, ix := range []struct {
 		h    uint32
 		name []byte
 	}{{rec.PINIndex, rec.PINName}, {rec.PUKIndex, rec.PUKName}} {
+		if ix.h == 0 {
+			continue // no PUK
+		}
 		rsp, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(ix.h)}.Execute(m.tpm)
 		if err != nil {
 			if isGone(err) {
@@ -398,6 +456,9 @@ func (m *Manager) pinCounter(rec *record) (pinData, error) {
 }
 
 func (m *Manager) pukCounter(rec *record) (pinData, error) {
+	if rec.NoPUK {
+		return pinData{}, nil
+	}
 	return m.readCounter(rec.PUKIndex, rec.PUKName)
 }
 
@@ -416,7 +477,10 @@ func (m *Manager) pinError(rec *record, err error) error {
 		}
 		return &PINError{TriesLeft: left}
 	case isTPM(err, tpm2.TPMRCAuthUnavailable):
-		if c, cerr := m.pukCounter(rec); cerr == nil && c.left() == 0 {
+		if rec.NoPUK {
+			return ErrPINLocked
+		}
+		if c, cerr := m.pukCounter(rec); cerr == nil && c.left() == 0 && rec.AdminKey == nil {
 			return ErrCardBlocked
 		}
 		return ErrPINLocked
@@ -487,6 +551,7 @@ func (m *Manager) saveRecord(r *record) error {
 func (r *record) clone() *record {
 	c := *r
 	c.Keys = append([]keyRecord(nil), r.Keys...)
+	c.Certs = append([]certRecord(nil), r.Certs...)
 	return &c
 }
 
@@ -494,6 +559,7 @@ func (r *record) info() CardInfo {
 	ci := CardInfo{
 		Serial: r.Serial, Label: r.Label, Created: r.Created, Policy: r.Policy,
 		PINTries: int(r.PINLimit), PUKTries: int(r.PUKLimit), MustChange: r.MustChange,
+		HasPUK: !r.NoPUK, AdminKey: r.adminPublicKey(),
 	}
 	for i := range r.Keys {
 		if ki, err := r.Keys[i].info(); err == nil {
@@ -568,7 +634,9 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 		PUKLocked:    puk.left() == 0,
 		LoggedIn:     m.logins[serial] != nil,
 	}
-	st.Blocked = st.PINLocked && st.PUKLocked
+	st.PUKLocked = !r.NoPUK && puk.left() == 0
+	// Blocked: nothing can unblock it any more.
+	st.Blocked = st.PINLocked && (r.NoPUK || st.PUKLocked) && r.AdminKey == nil
 	return st, nil
 }
 
@@ -639,4 +707,21 @@ func (m *Manager) isUnwrittenOf(rsp *tpm2.NVReadPublicResponse, name []byte) boo
 	}
 	p.Attributes.Written = true
 	return string(nvName(*p)) == string(name)
+}
+
+// adminPublicKey is the admin key the record names, nil if none.
+func (r *record) adminPublicKey() *ecdsa.PublicKey {
+	if r.AdminKey == nil {
+		return nil
+	}
+	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](r.AdminKey)
+	if err != nil {
+		return nil
+	}
+	k, err := tpm2.Pub(*pub)
+	if err != nil {
+		return nil
+	}
+	ek, _ := k.(*ecdsa.PublicKey)
+	return ek
 }

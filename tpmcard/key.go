@@ -123,6 +123,7 @@ func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOption
 		Public:    tpm2.Marshal(rsp.OutPublic),
 		Private:   tpm2.Marshal(rsp.OutPrivate),
 		Created:   time.Now().UTC().Truncate(time.Second),
+		Creation:  newKeyCreation(rsp),
 	}
 	// TPM2B marshalling keeps the size prefix; store the contents alone.
 	kr.Public, kr.Private = kr.Public[2:], kr.Private[2:]
@@ -229,6 +230,7 @@ func (m *Manager) DeleteKey(serial string, id []byte) error {
 			c.Keys = append(c.Keys, k)
 		}
 	}
+	c.Certs = withoutCert(c.Certs, id) // a certificate of a gone key is useless
 	if k, ok := m.keys[keyCacheID(serial, id)]; ok {
 		flush(m.tpm, k.handle)
 		delete(m.keys, keyCacheID(serial, id))

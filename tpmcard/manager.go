@@ -63,8 +63,10 @@ type Manager struct {
 	keys    map[string]*loadedKey // by keyCacheID
 	logins  map[string]*login     // by serial
 	sig     signSession
-	clock   uint64 // LRU counter
-	closed  atomic.Bool
+	// challenges are the pending administrator's unblocks, by serial.
+	challenges map[string]*challenge
+	clock      uint64 // LRU counter
+	closed     atomic.Bool
 
 	// recMu guards records, so that reading a card's record never waits
 	// behind TPM commands. Records are replaced, never changed in place.
@@ -169,6 +171,9 @@ func (m *Manager) Close() error {
 	m.closed.Store(true)
 	for serial := range m.logins {
 		m.logoutLocked(serial)
+	}
+	for serial := range m.challenges {
+		m.dropChallenge(serial)
 	}
 	m.resetSignSession()
 	for id, k := range m.keys {

@@ -209,20 +209,42 @@ func unmarshalAuthResponse(buf *bytes.Buffer) (*tpm2.TPMSAuthResponse, error) {
 // v0.9.8 has no command struct for: it resets a policy session's digest
 // without the two commands a flush and a new session would cost.
 func policyRestart(t transport.TPM, sess tpm2.TPMHandle) error {
-	cmd := make([]byte, 14)
+	_, err := sendNoAuth(t, tpm2.TPMCCPolicyRestart, sess, nil)
+	return err
+}
+
+// policyTicket runs TPM2_PolicyTicket (Part 3 §23.5), also missing from
+// go-tpm v0.9.8: it satisfies a PolicySigned assertion in another session
+// with the ticket PolicySigned returned.
+func policyTicket(t transport.TPM, sess tpm2.TPMHandle, signed *tpm2.PolicySignedResponse, policyRef, authName []byte) error {
+	var params []byte
+	params = append(params, tpm2.Marshal(signed.Timeout)...)
+	params = append(params, tpm2.Marshal(tpm2.TPM2BDigest{})...) // cpHashA
+	params = append(params, tpm2.Marshal(tpm2.TPM2BNonce{Buffer: policyRef})...)
+	params = append(params, tpm2.Marshal(tpm2.TPM2BName{Buffer: authName})...)
+	params = append(params, tpm2.Marshal(signed.PolicyTicket)...)
+	_, err := sendNoAuth(t, tpm2.TPMCCPolicyTicket, sess, params)
+	return err
+}
+
+// sendNoAuth sends a command with one handle and no authorization area and
+// returns the response parameters.
+func sendNoAuth(t transport.TPM, cc tpm2.TPMCC, h tpm2.TPMHandle, params []byte) ([]byte, error) {
+	cmd := make([]byte, 14, 14+len(params))
 	binary.BigEndian.PutUint16(cmd[0:], uint16(tpm2.TPMSTNoSessions))
-	binary.BigEndian.PutUint32(cmd[2:], 14)
-	binary.BigEndian.PutUint32(cmd[6:], uint32(tpm2.TPMCCPolicyRestart))
-	binary.BigEndian.PutUint32(cmd[10:], uint32(sess))
+	binary.BigEndian.PutUint32(cmd[2:], uint32(14+len(params)))
+	binary.BigEndian.PutUint32(cmd[6:], uint32(cc))
+	binary.BigEndian.PutUint32(cmd[10:], uint32(h))
+	cmd = append(cmd, params...)
 	rsp, err := t.Send(cmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(rsp) < 10 {
-		return fmt.Errorf("PolicyRestart: short response (%d bytes)", len(rsp))
+		return nil, fmt.Errorf("%v: short response (%d bytes)", cc, len(rsp))
 	}
 	if rc := tpm2.TPMRC(binary.BigEndian.Uint32(rsp[6:10])); rc != tpm2.TPMRCSuccess {
-		return rc
+		return nil, rc
 	}
-	return nil
+	return rsp[10:], nil
 }

@@ -218,6 +218,9 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 	if err != nil {
 		return err
 	}
+	if r.NoPUK {
+		return ErrNoPUK
+	}
 	if err := (PINPolicy{MinLength: 8, MaxLength: MaxPINLength}).Check(newPUK); err != nil {
 		return fmt.Errorf("PUK: %w", err)
 	}
@@ -242,6 +245,9 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	r, err := m.record(serial)
 	if err != nil {
 		return err
+	}
+	if r.NoPUK {
+		return fmt.Errorf("%w: ask the administrator for an unblock with the admin key", ErrNoPUK)
 	}
 	if err := r.Policy.Check(newPIN); err != nil {
 		return err
@@ -278,6 +284,11 @@ func (m *Manager) changeAuth(h tpm2.TPMHandle, name, newAuth []byte, branches []
 		return busy(err)
 	}
 	defer closer()
+	return m.changeAuthIn(s, h, name, newAuth, branches, steps)
+}
+
+// changeAuthIn is changeAuth in a policy session the caller owns.
+func (m *Manager) changeAuthIn(s tpm2.Session, h tpm2.TPMHandle, name, newAuth []byte, branches [][]byte, steps func(tpm2.TPMHandle) error) error {
 	if _, err := (tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVChangeAuth}).Execute(m.tpm); err != nil {
 		return busy(err)
 	}

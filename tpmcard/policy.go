@@ -10,13 +10,20 @@ import (
 // The policies of a card, all SHA-256 (TPM 2.0 Part 1 §19.7, Part 3 §23).
 //
 // PUK index U:  PolicyOR{ firstWrite, approved(refPUKChange) }
-// PIN index I:  PolicyOR{ resetByPUK, setByPUK, approved(refPINChange) }
+// PIN index I:  PolicyOR{ resetByPUK, setByPUK,        (cards with a PUK)
+//                         firstWrite,                   (cards without one)
+//                         approved(refPINChange),
+//                         adminSet, adminReset }        (cards with an admin key)
 // each key:     PolicySecret(I)
 //
 //	firstWrite    PolicyCommandCode(NV_Write) + PolicyNvWritten(NO): only the
 //	              first write of U, dead once U is written
 //	resetByPUK    PolicyCommandCode(NV_Write) + PolicySecret(U): unblock
 //	setByPUK      PolicyCommandCode(NV_ChangeAuth) + PolicySecret(U): new PIN
+//	adminSet      PolicyCommandCode(NV_ChangeAuth) + PolicySigned(admin key,
+//	              "tpmcard unblock SERIAL"): a new PIN, signed for offline
+//	adminReset    PolicyCommandCode(NV_Write) + the same PolicySigned: the
+//	              counter reset, through the ticket of the first
 //	approved(ref) PolicyAuthorize(approval key, ref), where the approval key
 //	              signed exactly one policy per index, then was discarded:
 //	              PolicyCommandCode(NV_ChangeAuth) + PolicySecret(index itself).
@@ -64,6 +71,11 @@ func (c policyCalc) secret(name []byte) policyCalc {
 	return c
 }
 
+func (c policyCalc) signed(keyName, ref []byte) policyCalc {
+	must(tpm2.PolicySigned{AuthObject: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: keyName}}, PolicyRef: tpm2.TPM2BNonce{Buffer: ref}}.Update(c.pc))
+	return c
+}
+
 func (c policyCalc) nvWritten(written bool) policyCalc {
 	must(tpm2.PolicyNVWritten{WrittenSet: tpm2.TPMIYesNo(written)}.Update(c.pc))
 	return c
@@ -106,13 +118,24 @@ func pukBranches(approvalName []byte) [][]byte {
 	}
 }
 
-// pinBranches lists I's PolicyOR branches in order.
-func pinBranches(approvalName, pukName []byte) [][]byte {
-	return [][]byte{
-		newCalc().cc(tpm2.TPMCCNVWrite).secret(pukName).digest(),
-		newCalc().cc(tpm2.TPMCCNVChangeAuth).secret(pukName).digest(),
-		newCalc().authorize(approvalName, refPINChange).digest(),
+// pinBranches lists I's PolicyOR branches in order. pukName is nil for a
+// card without a PUK, adminName for a card without an admin key.
+func pinBranches(approvalName, pukName, adminName, adminRef []byte) [][]byte {
+	var b [][]byte
+	if pukName != nil {
+		b = append(b,
+			newCalc().cc(tpm2.TPMCCNVWrite).secret(pukName).digest(),
+			newCalc().cc(tpm2.TPMCCNVChangeAuth).secret(pukName).digest())
+	} else {
+		b = append(b, newCalc().cc(tpm2.TPMCCNVWrite).nvWritten(false).digest())
 	}
+	b = append(b, newCalc().authorize(approvalName, refPINChange).digest())
+	if adminName != nil {
+		b = append(b,
+			newCalc().cc(tpm2.TPMCCNVChangeAuth).signed(adminName, adminRef).digest(),
+			newCalc().cc(tpm2.TPMCCNVWrite).signed(adminName, adminRef).digest())
+	}
+	return b
 }
 
 // approvedChange is the policy the approval key signs for an index:

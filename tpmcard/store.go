@@ -20,21 +20,24 @@ const recordVersion = 1
 // record is what the disk keeps of a card: handles, names and public data.
 // It never holds a PIN, a PUK or anything derived from one.
 type record struct {
-	Version    int         `json:"version"`
-	Serial     string      `json:"serial"`
-	Label      string      `json:"label"`
-	Created    time.Time   `json:"created"`
-	PINIndex   uint32      `json:"pin_index"`
-	PUKIndex   uint32      `json:"puk_index"`
-	PINName    []byte      `json:"pin_name"` // TPM Name after the first write
-	PUKName    []byte      `json:"puk_name"`
-	PINLimit   uint32      `json:"pin_limit"`
-	PUKLimit   uint32      `json:"puk_limit"`
-	Policy     PINPolicy   `json:"pin_policy"`
-	MustChange bool        `json:"pin_must_change"`
-	Pending    bool        `json:"pending,omitempty"` // Create has not finished
-	Approval   approval    `json:"approval"`
-	Keys       []keyRecord `json:"keys"`
+	Version    int          `json:"version"`
+	Serial     string       `json:"serial"`
+	Label      string       `json:"label"`
+	Created    time.Time    `json:"created"`
+	PINIndex   uint32       `json:"pin_index"`
+	PUKIndex   uint32       `json:"puk_index"`
+	PINName    []byte       `json:"pin_name"` // TPM Name after the first write
+	PUKName    []byte       `json:"puk_name"`
+	PINLimit   uint32       `json:"pin_limit"`
+	PUKLimit   uint32       `json:"puk_limit"`
+	Policy     PINPolicy    `json:"pin_policy"`
+	MustChange bool         `json:"pin_must_change"`
+	Pending    bool         `json:"pending,omitempty"`   // Create has not finished
+	NoPUK      bool         `json:"no_puk,omitempty"`    // unblocked by the admin key alone
+	AdminKey   []byte       `json:"admin_key,omitempty"` // TPMT_PUBLIC of the administrator's P-256 key
+	Approval   approval     `json:"approval"`
+	Keys       []keyRecord  `json:"keys"`
+	Certs      []certRecord `json:"certs,omitempty"`
 }
 
 // keyRecord is one key's TPM blobs. Private is the TPM2B_PRIVATE sealed by
@@ -46,6 +49,10 @@ type keyRecord struct {
 	Public    []byte    `json:"public"`  // TPM2B_PUBLIC
 	Private   []byte    `json:"private"` // TPM2B_PRIVATE
 	Created   time.Time `json:"created"`
+	// Creation is what TPM2_Create returned about the key's creation, for
+	// TPM2_CertifyCreation (attest.go). Keys made before it was kept have
+	// none and cannot be attested.
+	Creation *keyCreation `json:"creation,omitempty"`
 }
 
 // store keeps one JSON record per card in dir/cards, written atomically

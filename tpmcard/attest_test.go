@@ -1,0 +1,257 @@
+package tpmcard
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/tpmcard/tpmcard/tpmcard/attest"
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
+)
+
+func TestAttest(t *testing.T) {
+	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) {
+		m := openManager(t, b.TPM, "")
+		serial := newCard(t, m)
+		for _, a := range []Algorithm{ECDSAP256, RSA2048} {
+			t.Run("ok/"+string(a), func(t *testing.T) {
+				k := mustGenerate(t, m, serial, a)
+				nonce := []byte("ca challenge")
+				st, err := m.Attest(serial, k.ID, AttestOptions{Nonce: nonce})
+				if err != nil {
+					t.Fatal(err)
+				}
+				js, err := st.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				st2, err := attest.Parse(js)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := attest.Verify(st2, attest.Options{PublicKey: k.Public, Nonce: nonce, AKPubArea: st.AKPubArea})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.PINLimit != 3 || res.PINCount != 0 || res.Card != serial || !bytes.Equal(res.KeyID, k.ID) {
+					t.Fatalf("result %+v", res)
+				}
+				other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if _, err := attest.Verify(st2, attest.Options{PublicKey: &other.PublicKey}); !errors.Is(err, attest.ErrInvalid) {
+					t.Fatalf("another request's key: %v", err)
+				}
+				if _, err := attest.Verify(st2, attest.Options{Nonce: []byte("old")}); !errors.Is(err, attest.ErrInvalid) {
+					t.Fatalf("another nonce: %v", err)
+				}
+				// The PIN counter was not touched: login still works with 3 tries.
+				stt, err := m.Status(serial)
+				if err != nil || stt.PINTriesLeft != 3 {
+					t.Fatalf("status after attest: %+v %v", stt, err)
+				}
+			})
+		}
+	})
+}
+
+func TestAttestRefusesNoKey(t *testing.T) {
+	m := openManager(t, tpmtest.Sim(t), "")
+	serial := newCard(t, m)
+	if _, err := m.Attest(serial, []byte{1}, AttestOptions{}); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatal(err)
+	}
+	k := mustGenerate(t, m, serial, ECDSAP256)
+	if _, err := m.Attest(serial, k.ID, AttestOptions{Nonce: make([]byte, 65)}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatal(err)
+	}
+	// A key recorded before creation tickets were kept.
+	r, _ := m.record(serial)
+	c := r.clone()
+	c.Keys[0].Creation = nil
+	if err := m.saveRecord(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Attest(serial, k.ID, AttestOptions{}); !errors.Is(err, ErrUnsupported) {
+		t.Fatal(err)
+	}
+}
+
+// TestAttestTampered flips bytes in every field of a good statement: each
+// flip must make verification fail.
+func TestAttestTampered(t *testing.T) {
+	m := openManager(t, tpmtest.Sim(t), "")
+	serial := newCard(t, m)
+	k := mustGenerate(t, m, serial, ECDSAP256)
+	st, err := m.Attest(serial, k.ID, AttestOptions{Nonce: []byte{1, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give the statement an EK certificate (the simulator has none) and
+	// re-attest so the binding covers it.
+	st.EKCert = issue(t, k.Public, "ek")
+	if _, err := attest.Verify(st, attest.Options{}); err == nil {
+		t.Fatal("an EK certificate added after the fact verifies")
+	}
+	v := reflect.ValueOf(st).Elem()
+	tried := 0
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		name := v.Type().Field(i).Name
+		if f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Uint8 || name == "EKCert" {
+			continue
+		}
+		orig := f.Bytes()
+		if len(orig) == 0 {
+			continue
+		}
+		for j := range orig {
+			for _, mask := range []byte{0x01, 0x80} {
+				c := *st
+				c.EKCert = nil
+				bad := bytes.Clone(orig)
+				bad[j] ^= mask
+				reflect.ValueOf(&c).Elem().Field(i).SetBytes(bad)
+				tried++
+				if _, err := attest.Verify(&c, attest.Options{}); !errors.Is(err, attest.ErrInvalid) {
+					t.Fatalf("%s byte %d ^ %#x: verified (%v)", name, j, mask, err)
+				}
+			}
+		}
+	}
+	for _, mod := range []func(s *attest.Statement){
+		func(s *attest.Statement) { s.Card += "0" },
+		func(s *attest.Statement) { s.KeyID = append(s.KeyID, 0) },
+		func(s *attest.Statement) { s.Nonce = nil },
+		func(s *attest.Statement) { s.Ver = "1.2" },
+		func(s *attest.Statement) { s.Alg = -257 },
+		func(s *attest.Statement) { s.CertInfo, s.NVCertInfo = s.NVCertInfo, s.CertInfo },
+	} {
+		c := *st
+		c.EKCert = nil
+		mod(&c)
+		if _, err := attest.Verify(&c, attest.Options{}); !errors.Is(err, attest.ErrInvalid) {
+			t.Fatalf("modified statement verified: %v", err)
+		}
+	}
+	if tried < 500 {
+		t.Fatalf("only %d flips tried", tried)
+	}
+	c := *st
+	c.EKCert = nil
+	if _, err := attest.Verify(&c, attest.Options{}); err != nil {
+		t.Fatalf("the untouched statement: %v", err)
+	}
+}
+
+// TestAttestRefusesWeakKeys builds statements whose AK signatures are
+// genuine but whose key is not a card key: a software key, and a TPM key
+// with userWithAuth set, certified by the same AK.
+func TestAttestRefusesWeakKeys(t *testing.T) {
+	m := openManager(t, tpmtest.Sim(t), "")
+	serial := newCard(t, m)
+	k := mustGenerate(t, m, serial, ECDSAP256)
+	st, err := m.Attest(serial, k.ID, AttestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := m.record(serial)
+
+	t.Run("fail/software key", func(t *testing.T) {
+		// The same public area but a key generated outside the TPM.
+		sw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](st.PubArea)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+			X: tpm2.TPM2BECCParameter{Buffer: sw.X.FillBytes(make([]byte, 32))},
+			Y: tpm2.TPM2BECCParameter{Buffer: sw.Y.FillBytes(make([]byte, 32))},
+		})
+		c := *st
+		c.PubArea = tpm2.Marshal(pub)
+		_, err = attest.Verify(&c, attest.Options{PublicKey: &sw.PublicKey})
+		if !errors.Is(err, attest.ErrInvalid) || !strings.Contains(err.Error(), "another key") {
+			t.Fatalf("software key: %v", err)
+		}
+	})
+
+	t.Run("fail/userWithAuth", func(t *testing.T) {
+		tmpl, err := ECDSAP256.template(keyPolicy(r.PINName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.ObjectAttributes.UserWithAuth = true
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		var cr *tpm2.CreateResponse
+		err = m.withRoom(func() (err error) {
+			cr, err = tpm2.Create{
+				ParentHandle: tpm2.AuthHandle{Handle: m.srk.handle, Name: m.srk.name, Auth: tpm2.PasswordAuth(nil)},
+				InPublic:     tpm2.New2B(tmpl),
+			}.Execute(m.tpm)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ld *tpm2.LoadResponse
+		err = m.withRoom(func() (err error) {
+			ld, err = tpm2.Load{
+				ParentHandle: tpm2.AuthHandle{Handle: m.srk.handle, Name: m.srk.name, Auth: tpm2.PasswordAuth(nil)},
+				InPrivate:    cr.OutPrivate, InPublic: cr.OutPublic,
+			}.Execute(m.tpm)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer flush(m.tpm, ld.ObjectHandle)
+		var ak *tpm2.CreatePrimaryResponse
+		err = m.withRoom(func() (err error) {
+			ak, err = tpm2.CreatePrimary{
+				PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+				InPublic:      tpm2.New2B(akTemplate),
+			}.Execute(m.tpm)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer flush(m.tpm, ak.ObjectHandle)
+		if !bytes.Equal(ak.OutPublic.Bytes(), st.AKPubArea) {
+			t.Fatal("the AK is not the statement's AK")
+		}
+		cc, err := tpm2.CertifyCreation{
+			SignHandle:     tpm2.AuthHandle{Handle: ak.ObjectHandle, Name: ak.Name, Auth: tpm2.PasswordAuth(nil)},
+			ObjectHandle:   tpm2.NamedHandle{Handle: ld.ObjectHandle, Name: ld.Name},
+			QualifyingData: tpm2.TPM2BData{Buffer: attest.BindingData(st.Nonce, st.EKCert, st.Card, st.KeyID)},
+			CreationHash:   cr.CreationHash,
+			InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+			CreationTicket: cr.CreationTicket,
+		}.Execute(m.tpm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *st
+		c.PubArea = cr.OutPublic.Bytes()
+		c.CreationData = cr.CreationData.Bytes()
+		c.CertInfo = cc.CertifyInfo.Bytes()
+		c.Sig = tpm2.Marshal(cc.Signature)
+		_, err = attest.Verify(&c, attest.Options{})
+		if !errors.Is(err, attest.ErrInvalid) || !strings.Contains(err.Error(), "userWithAuth") {
+			t.Fatalf("userWithAuth key: %v", err)
+		}
+		// The same construction with the attributes of a card key passes:
+		// the failure above is the attribute, not the construction.
+		c.PubArea = st.PubArea
+		c.CreationData, c.CertInfo, c.Sig = st.CreationData, st.CertInfo, st.Sig
+		if _, err := attest.Verify(&c, attest.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
