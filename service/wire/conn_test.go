@@ -283,7 +283,7 @@ func TestTraceRedactsSecrets(t *testing.T) {
 
 	secrets := []string{testPIN, "11223344", "55667788", "12345678", "24681357", "000000", "87654321", "13572468"}
 	s := samples()
-	reqs := []Type{TypeLogin, TypeInitPIN, TypeSetPIN, TypeUnblock, TypeProvision}
+	reqs := []Type{TypeLogin, TypeInitPIN, TypeSetPIN, TypeUnblock, TypeProvision, TypeAdminUnblock}
 
 	done := make(chan error, 1)
 	go func() {

@@ -46,6 +46,10 @@ const (
 	TypeProvision   Type = 0x40
 	TypeDestroyCard Type = 0x41
 	TypeGetStatus   Type = 0x42
+
+	// The administrator's offline unblock (issue: fleet unblock).
+	TypeAdminChallenge Type = 0x48
+	TypeAdminUnblock   Type = 0x49
 )
 
 // Replies and notifications.
@@ -66,6 +70,7 @@ const (
 	TypeEvent            Type = 0x95
 	TypeProvisioned      Type = 0xc0
 	TypeServiceStatus    Type = 0xc2
+	TypeChallenge        Type = 0xc8
 
 	TypeProgress    Type = 0xfd // notification before a final reply
 	TypeUnsupported Type = 0xfe // final reply to an unknown request type
@@ -107,6 +112,8 @@ var catalog = map[Type]entry{
 	TypeProvision:        {"Provision", mk[Provision](), TypeProvisioned},
 	TypeDestroyCard:      {"DestroyCard", mk[DestroyCard](), TypeAck},
 	TypeGetStatus:        {"GetStatus", mk[GetStatus](), TypeServiceStatus},
+	TypeAdminChallenge:   {"AdminChallenge", mk[AdminChallenge](), TypeChallenge},
+	TypeAdminUnblock:     {"AdminUnblock", mk[AdminUnblock](), TypeAck},
 
 	TypeAck:              {"Ack", mk[Ack](), 0},
 	TypeHelloReply:       {"HelloReply", mk[HelloReply](), 0},
@@ -124,6 +131,7 @@ var catalog = map[Type]entry{
 	TypeEvent:            {"Event", mk[Event](), 0},
 	TypeProvisioned:      {"Provisioned", mk[Provisioned](), 0},
 	TypeServiceStatus:    {"ServiceStatus", mk[ServiceStatus](), 0},
+	TypeChallenge:        {"Challenge", mk[Challenge](), 0},
 	TypeProgress:         {"Progress", mk[Progress](), 0},
 	TypeUnsupported:      {"Unsupported", mk[UnsupportedReply](), 0},
 	TypeError:            {"Error", mk[StatusError](), 0},
@@ -578,4 +586,25 @@ type ServiceStatus struct {
 	Firmware          string `cbor:"5,keyasint,omitempty"` // TPM firmware version
 	Cards             int    `cbor:"6,keyasint,omitempty"`
 	Version           string `cbor:"7,keyasint,omitempty"` // service build version
+}
+
+// AdminChallenge opens an unblock challenge for a card with an admin key:
+// the user reads its text to the administrator. Card users may ask.
+type AdminChallenge struct {
+	Serial          string `cbor:"1,keyasint,omitempty"`
+	ValiditySeconds int    `cbor:"2,keyasint,omitempty"` // 0: the service's default (10 minutes)
+}
+
+// Challenge answers AdminChallenge.
+type Challenge struct {
+	Text    string `cbor:"1,keyasint,omitempty"` // base32 groups with a checksum
+	Expires int64  `cbor:"2,keyasint,omitempty"` // Unix seconds
+}
+
+// AdminUnblock answers a pending challenge with the administrator's
+// response and sets a new PIN, which must then be changed.
+type AdminUnblock struct {
+	Serial   string        `cbor:"1,keyasint,omitempty"`
+	Response string        `cbor:"2,keyasint,omitempty"`
+	NewPIN   secret.Secret `cbor:"3,keyasint,omitempty"`
 }

@@ -36,8 +36,11 @@ func samples() map[Type]any {
 			PINPolicy: PINPolicy{MinLen: 6, MaxLen: 64, Upper: CharRequired, Lower: CharDisallowed, Digit: CharRequired, Special: CharDisallowed},
 			PINTries:  5, PUKTries: 10,
 		},
-		TypeDestroyCard: &DestroyCard{Serial: "TC-0001"},
-		TypeGetStatus:   &GetStatus{},
+		TypeDestroyCard:    &DestroyCard{Serial: "TC-0001"},
+		TypeGetStatus:      &GetStatus{},
+		TypeAdminChallenge: &AdminChallenge{Serial: "0123456789abcdef", ValiditySeconds: 600},
+		TypeAdminUnblock:   &AdminUnblock{Serial: "0123456789abcdef", Response: "AAAAA-BBBBB", NewPIN: secret.FromString("new PIN 1")},
+		TypeChallenge:      &Challenge{Text: "AAAAA-BBBBB", Expires: 1700000000},
 
 		TypeAck:        &Ack{},
 		TypeHelloReply: &HelloReply{Version: Version, Server: "tpmcard/0.1", Simulated: true},
