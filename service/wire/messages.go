@@ -46,6 +46,7 @@ const (
 	TypeProvision   Type = 0x40
 	TypeDestroyCard Type = 0x41
 	TypeGetStatus   Type = 0x42
+	TypeAttestKey   Type = 0x43 // enrollment: key attestation (attest.go)
 
 	// The administrator's offline unblock (issue: fleet unblock).
 	TypeAdminChallenge Type = 0x48
@@ -70,6 +71,7 @@ const (
 	TypeEvent            Type = 0x95
 	TypeProvisioned      Type = 0xc0
 	TypeServiceStatus    Type = 0xc2
+	TypeAttestation      Type = 0xc3
 	TypeChallenge        Type = 0xc8
 
 	TypeProgress    Type = 0xfd // notification before a final reply
@@ -112,6 +114,7 @@ var catalog = map[Type]entry{
 	TypeProvision:        {"Provision", mk[Provision](), TypeProvisioned},
 	TypeDestroyCard:      {"DestroyCard", mk[DestroyCard](), TypeAck},
 	TypeGetStatus:        {"GetStatus", mk[GetStatus](), TypeServiceStatus},
+	TypeAttestKey:        {"AttestKey", mk[AttestKey](), TypeAttestation},
 	TypeAdminChallenge:   {"AdminChallenge", mk[AdminChallenge](), TypeChallenge},
 	TypeAdminUnblock:     {"AdminUnblock", mk[AdminUnblock](), TypeAck},
 
@@ -131,6 +134,7 @@ var catalog = map[Type]entry{
 	TypeEvent:            {"Event", mk[Event](), 0},
 	TypeProvisioned:      {"Provisioned", mk[Provisioned](), 0},
 	TypeServiceStatus:    {"ServiceStatus", mk[ServiceStatus](), 0},
+	TypeAttestation:      {"Attestation", mk[Attestation](), 0},
 	TypeChallenge:        {"Challenge", mk[Challenge](), 0},
 	TypeProgress:         {"Progress", mk[Progress](), 0},
 	TypeUnsupported:      {"Unsupported", mk[UnsupportedReply](), 0},

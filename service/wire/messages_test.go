@@ -36,6 +36,7 @@ var typeGolden = []struct {
 	{TypeProvision, 0x40, "Provision", TypeProvisioned},
 	{TypeDestroyCard, 0x41, "DestroyCard", TypeAck},
 	{TypeGetStatus, 0x42, "GetStatus", TypeServiceStatus},
+	{TypeAttestKey, 0x43, "AttestKey", TypeAttestation},
 	{TypeAdminChallenge, 0x48, "AdminChallenge", TypeChallenge},
 	{TypeAdminUnblock, 0x49, "AdminUnblock", TypeAck},
 
@@ -55,6 +56,7 @@ var typeGolden = []struct {
 	{TypeEvent, 0x95, "Event", 0},
 	{TypeProvisioned, 0xc0, "Provisioned", 0},
 	{TypeServiceStatus, 0xc2, "ServiceStatus", 0},
+	{TypeAttestation, 0xc3, "Attestation", 0},
 	{TypeChallenge, 0xc8, "Challenge", 0},
 	{TypeProgress, 0xfd, "Progress", 0},
 	{TypeUnsupported, 0xfe, "Unsupported", 0},

@@ -38,8 +38,10 @@ func samples() map[Type]any {
 		},
 		TypeDestroyCard:    &DestroyCard{Serial: "TC-0001"},
 		TypeGetStatus:      &GetStatus{},
-		TypeAdminChallenge: &AdminChallenge{Serial: "0123456789abcdef", ValiditySeconds: 600},
-		TypeAdminUnblock:   &AdminUnblock{Serial: "0123456789abcdef", Response: "AAAAA-BBBBB", NewPIN: secret.FromString("new PIN 1")},
+		TypeAttestKey:      &AttestKey{Serial: "0123456789abcdef", KeyID: []byte{1, 2}, Nonce: []byte("nonce")},
+		TypeAttestation:    &Attestation{Statement: []byte(`{"type":"x"}`)},
+		TypeAdminChallenge: &AdminChallenge{Serial: "0a1b2c3d4e5f6a7b", ValiditySeconds: 600},
+		TypeAdminUnblock:   &AdminUnblock{Serial: "0a1b2c3d4e5f6a7b", Response: "AAAAA-BBBBB", NewPIN: secret.FromString("24681357")},
 		TypeChallenge:      &Challenge{Text: "AAAAA-BBBBB", Expires: 1700000000},
 
 		TypeAck:        &Ack{},
