@@ -3,6 +3,7 @@ module github.com/tpmcard/tpmcard
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/google/go-tpm v0.9.8
 	github.com/google/go-tpm-tools v0.4.11
@@ -14,6 +15,7 @@ require (
 )
 
 require (
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/x448/float16 v0.8.4 // indirect

@@ -122,6 +122,8 @@ func cardCreate(e *env, args []string) error {
 	pukTries := fs.Int("puk-tries", 0, "wrong PUKs before the card can no longer be unblocked (default 3)")
 	minLen := fs.Int("min-pin-len", 0, "shortest PIN (default 8, never below 4)")
 	maxLen := fs.Int("max-pin-len", 0, "longest PIN (default 127)")
+	adminKey := fs.String("admin-key", "", "admin public key file: the holder of its private key can unblock the card offline (see `tpmcard admin keygen`)")
+	noPUK := fs.Bool("no-puk", false, "no PUK: only the admin key unblocks the card (needs --admin-key)")
 	var rules [4]string
 	for i, n := range []string{"upper", "lower", "digit", "special"} {
 		fs.StringVar(&rules[i], n, "allowed", n+" characters in PINs: allowed, required or disallowed")
@@ -137,6 +139,15 @@ func cardCreate(e *env, args []string) error {
 			return err
 		}
 	}
+	if *adminKey != "" {
+		if p.AdminKey, err = loadAdminPublic(*adminKey); err != nil {
+			return err
+		}
+	}
+	if *noPUK && (*adminKey == "" || *pukStdin) {
+		return fmt.Errorf("%w: --no-puk needs --admin-key and no --puk-stdin", errUsage)
+	}
+	p.NoPUK = *noPUK
 	sec := newSecrets(e)
 	if *pinStdin {
 		if p.PIN, err = sec.get("PIN", true, false); err != nil {
@@ -173,6 +184,9 @@ func cardCreate(e *env, args []string) error {
 	if len(out.PUK) > 0 {
 		fmt.Fprintf(e.stdout, "PUK: %s\n  write it down now and keep it safe: it unblocks the card and is shown only this once\n", string(out.PUK))
 	}
+	if *adminKey != "" {
+		fmt.Fprintf(e.stdout, "admin key: %s can unblock the card offline (`tpmcard admin challenge`)\n", *adminKey)
+	}
 	return nil
 }
 
@@ -192,6 +206,8 @@ type cardView struct {
 	MinPINLength  int       `json:"min_pin_length"`
 	MaxPINLength  int       `json:"max_pin_length"`
 	Simulated     bool      `json:"simulated"`
+	HasPUK        bool      `json:"puk"`
+	HasAdminKey   bool      `json:"admin_key"`
 	Keys          []keyView `json:"keys,omitempty"`
 }
 
@@ -202,12 +218,13 @@ func viewOf(t wire.TokenInfo) cardView {
 		PINLocked: t.Flags&wire.FlagUserPINLocked != 0, PUKLocked: t.Flags&wire.FlagSOPINLocked != 0,
 		PINMustChange: t.Flags&wire.FlagUserPINToBeChanged != 0,
 		MinPINLength:  t.MinPINLen, MaxPINLength: t.MaxPINLen, Simulated: t.Simulated,
+		HasPUK: t.HasPUK, HasAdminKey: t.HasAdminKey,
 	}
 }
 
 func (v cardView) state() string {
 	switch {
-	case v.PINLocked && v.PUKLocked:
+	case v.PINLocked && (v.PUKLocked || !v.HasPUK) && !v.HasAdminKey:
 		return "blocked"
 	case v.PINLocked:
 		return "locked"
@@ -281,8 +298,16 @@ func cardStatus(e *env, args []string) error {
 	if c.json {
 		return printJSON(e.stdout, v)
 	}
-	fmt.Fprintf(e.stdout, "card      %s (%s)\nstate     %s\nPIN       %d of %d tries left, %d to %d characters\nPUK       %d of %d tries left\n",
-		v.Serial, v.Label, v.state(), v.PINTriesLeft, v.PINTries, v.MinPINLength, v.MaxPINLength, v.PUKTriesLeft, v.PUKTries)
+	fmt.Fprintf(e.stdout, "card      %s (%s)\nstate     %s\nPIN       %d of %d tries left, %d to %d characters\n",
+		v.Serial, v.Label, v.state(), v.PINTriesLeft, v.PINTries, v.MinPINLength, v.MaxPINLength)
+	if v.HasPUK {
+		fmt.Fprintf(e.stdout, "PUK       %d of %d tries left\n", v.PUKTriesLeft, v.PUKTries)
+	} else {
+		fmt.Fprintln(e.stdout, "PUK       none")
+	}
+	if v.HasAdminKey {
+		fmt.Fprintln(e.stdout, "unblock   also by the administrator's key, offline (`tpmcard admin challenge`)")
+	}
 	for _, k := range v.Keys {
 		fmt.Fprintf(e.stdout, "key       %s  %s  %s\n", k.ID, k.Algorithm, k.Label)
 	}

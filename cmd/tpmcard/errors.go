@@ -59,7 +59,7 @@ func describe(err error) string {
 	case wire.PUKIncorrect:
 		return tries("PUK")
 	case wire.PINLocked:
-		return "card locked: unblock it with `tpmcard pin unblock` and the PUK, or ask your administrator"
+		return "card locked: unblock it with `tpmcard pin unblock` and the PUK, or ask your administrator (`tpmcard admin challenge`)"
 	case wire.PUKLocked:
 		return "PUK locked: the card can no longer be unblocked; an administrator can only destroy it (`tpmcard card destroy`)"
 	case wire.CardBlocked:
@@ -78,6 +78,16 @@ func describe(err error) string {
 		return "card lost: its TPM objects are gone (TPM cleared, or the state directory moved to another machine); destroy it and create a new one"
 	case wire.TPMBusy:
 		return "the TPM is busy: try again in a moment"
+	case wire.NoPUK:
+		return "the card has no PUK: ask your administrator for an offline unblock (`tpmcard admin challenge`)"
+	case wire.NoAdminKey:
+		return "the card has no admin key: unblock it with the PUK (`tpmcard pin unblock`)"
+	case wire.NoChallenge:
+		return "no challenge is pending for the card: start again with `tpmcard admin challenge`"
+	case wire.ChallengeExpired:
+		return "the challenge expired: start again with `tpmcard admin challenge`"
+	case wire.ResponseInvalid:
+		return "the response is refused: " + se.Message + "; start again with `tpmcard admin challenge`"
 	case wire.NVSpaceExhausted:
 		return "the TPM has no room for another card: destroy an unused card first"
 	}

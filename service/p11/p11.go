@@ -109,3 +109,19 @@ const (
 	CKFECNamedCurve    = 0x00800000
 	CKFECUncompress    = 0x01000000
 )
+
+// Certificate attributes (CKA_*, PKCS#11 v2.40 §4.6).
+const (
+	CKATrusted                = 0x086
+	CKACertificateCategory    = 0x087
+	CKAJavaMIDPSecurityDomain = 0x088
+	CKAURL                    = 0x089
+	CKAHashOfSubjectPublicKey = 0x08a
+	CKAHashOfIssuerPublicKey  = 0x08b
+	CKACheckValue             = 0x090
+	CKAStartDate              = 0x110
+	CKAEndDate                = 0x111
+)
+
+// Certificate categories (CK_CERTIFICATE_CATEGORY).
+const CKCertificateCategoryTokenUser = 1

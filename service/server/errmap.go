@@ -6,6 +6,7 @@ import (
 
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
+	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 )
 
 // toStatus maps an error from tpmcard (or from the server itself) to what
@@ -74,4 +75,11 @@ var sentinels = []struct {
 	{tpmcard.ErrKeyNotFound, wire.KeyNotFound, "no such key", false},
 	{tpmcard.ErrInvalidOptions, wire.BadRequest, "", false},
 	{tpmcard.ErrUnsupported, wire.UnsupportedAlgorithm, "", false},
+	{tpmcard.ErrNoPUK, wire.NoPUK, "the card has no PUK: ask the administrator for an unblock with the admin key", false},
+	{tpmcard.ErrNoAdminKey, wire.NoAdminKey, "the card has no admin key", false},
+	{tpmcard.ErrNoChallenge, wire.NoChallenge, "no challenge is pending for this card: ask for a new one", false},
+	{tpmcard.ErrChallengeExpired, wire.ChallengeExpired, "the challenge expired: ask for a new one", false},
+	{tpmcard.ErrBadResponse, wire.ResponseInvalid, "the response was not signed for this challenge by this card's admin key", false},
+	{adminkey.ErrChecksum, wire.ResponseInvalid, "the response has a typing mistake (checksum mismatch): read it again", false},
+	{adminkey.ErrFormat, wire.ResponseInvalid, "not a tpmcard response", false},
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,6 +59,8 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.signLength(m)
 	case *wire.GenerateKeyPair:
 		return c.generateKeyPair(ctx, m)
+	case *wire.CreateObject:
+		return c.createObject(m) // certs.go
 	case *wire.DestroyObject:
 		return c.destroyObject(m)
 	case *wire.GenerateRandom:
@@ -69,11 +73,18 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.destroyCard(m)
 	case *wire.GetStatus:
 		return c.getStatus()
+	case *wire.AttestKey:
+		return c.attestKey(m) // attest.go
 	case *wire.WaitEvent:
 		return c.waitEvent(ctx, m)
+	case *wire.AdminChallenge:
+		return c.adminChallenge(m)
+	case *wire.AdminUnblock:
+		defer m.NewPIN.Wipe()
+		return c.adminUnblock(m)
 	}
-	// Not implemented yet (CreateObject), or a reply type sent
-	// as a request: the caller answers UnsupportedReply.
+	// A reply type sent as a request: the caller answers
+	// UnsupportedReply.
 	return nil, nil
 }
 
@@ -138,7 +149,8 @@ func (s *Server) tokenInfo(st *tpmcard.CardStatus) wire.TokenInfo {
 		MaxPINLen:    st.Policy.MaxLength,
 		PINTriesMax:  st.PINTries,
 		PUKTriesMax:  st.PUKTries,
-		HasPUK:       true,
+		HasPUK:       st.HasPUK,
+		HasAdminKey:  st.AdminKey != nil,
 		Simulated:    s.cfg.Simulated,
 		Flags:        wire.FlagLoginRequired | wire.FlagUserPINInitialized | wire.FlagTokenInitialized,
 	}
@@ -487,6 +499,9 @@ func (c *conn) destroyObject(m *wire.DestroyObject) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ref.kind == objCert {
+		return c.destroyCert(s, ref) // certs.go
+	}
 	// Either object of the pair deletes the key: the TPM keeps them as one.
 	if err := c.s.m.DeleteKey(s.serial, []byte(ref.id)); err != nil {
 		return nil, err
@@ -551,6 +566,15 @@ func (c *conn) provision(m *wire.Provision) (any, error) {
 		}
 		opts.PINPolicy = &p
 	}
+	if len(m.AdminKey) > 0 {
+		pub, err := x509.ParsePKIXPublicKey(m.AdminKey)
+		ek, ok := pub.(*ecdsa.PublicKey)
+		if err != nil || !ok {
+			return nil, wire.NewError(wire.BadRequest, "the admin key must be an ECDSA P-256 public key (PKIX DER)")
+		}
+		opts.AdminKey = ek
+	}
+	opts.NoPUK = m.NoPUK
 	cr, err := c.s.m.Create(opts)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("provisioning failed")
@@ -558,6 +582,7 @@ func (c *conn) provision(m *wire.Provision) (any, error) {
 	}
 	c.log.Info().Str("card", cr.Card.Serial).Str("label", cr.Card.Label).Int("pin_tries", cr.Card.PINTries).
 		Int("puk_tries", cr.Card.PUKTries).Bool("default_pin", opts.PIN == nil).Bool("generated_puk", cr.PUK != nil).
+		Bool("admin_key", opts.AdminKey != nil).Bool("puk", !opts.NoPUK).
 		Msg("card provisioned")
 	return &wire.Provisioned{Serial: cr.Card.Serial, PUK: cr.PUK}, nil
 }

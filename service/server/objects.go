@@ -81,6 +81,10 @@ func (c *conn) object(s *session, h uint64) (objRef, tpmcard.KeyInfo, error) {
 			return objRef{}, tpmcard.KeyInfo{}, wire.Errorf(wire.ObjectNotFound, "no object %d", h)
 		}
 	}
+	if r.kind == objCert { // certs.go
+		_, err := c.certOf(r)
+		return r, tpmcard.KeyInfo{}, err
+	}
 	k, err := c.s.m.Key(s.serial, []byte(r.id))
 	if errors.Is(err, tpmcard.ErrKeyNotFound) {
 		c.objects.drop(r.serial, r.id) // deleted by another connection
@@ -116,6 +120,9 @@ func (c *conn) findObjects(m *wire.FindObjects) (any, error) {
 			}
 		}
 	}
+	if err := c.findCerts(s.serial, m.Template, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -130,6 +137,9 @@ func (c *conn) getAttributes(m *wire.GetAttributes) (any, error) {
 	r, k, err := c.object(s, m.Object)
 	if err != nil {
 		return nil, err
+	}
+	if r.kind == objCert {
+		return c.certAttributes(r, m.Types)
 	}
 	out := &wire.AttributeValues{Values: make([]wire.AttributeResult, 0, len(m.Types))}
 	for _, t := range m.Types {

@@ -48,9 +48,13 @@ func TestUnknownAndMalformedRequests(t *testing.T) {
 		if err := wire.Unmarshal(body, &u); err != nil || u.Type != 0x7e {
 			t.Errorf("unsupported reply %+v, %v", u, err)
 		}
-		// A reply type sent as a request, and a request not implemented
-		// yet, are Unsupported too.
-		wantStatus(t, "a request not implemented yet", r.w.Call(&wire.CreateObject{}, nil), wire.Unsupported)
+		// Reply types sent as requests are Unsupported too.
+		if err := wire.WriteFrame(r.nc, wire.TypeObjectCreated, []byte{0xa0}); err != nil {
+			t.Fatal(err)
+		}
+		if typ, _, err := r.next(); err != nil || typ != wire.TypeUnsupported {
+			t.Fatalf("ObjectCreated as request: %v, %v", typ, err)
+		}
 		if err := wire.WriteFrame(r.nc, wire.TypeAck, []byte{0xa0}); err != nil {
 			t.Fatal(err)
 		}

@@ -565,6 +565,8 @@ type Provision struct {
 	PINPolicy PINPolicy     `cbor:"4,keyasint,omitempty"`
 	PINTries  int           `cbor:"5,keyasint,omitempty"`
 	PUKTries  int           `cbor:"6,keyasint,omitempty"`
+	AdminKey  []byte        `cbor:"7,keyasint,omitempty"` // PKIX DER of an ECDSA P-256 key: offline unblock
+	NoPUK     bool          `cbor:"8,keyasint,omitempty"` // no PUK: only the admin key unblocks
 }
 
 // Provisioned answers Provision.

@@ -43,6 +43,7 @@ const (
 	PUKIncorrect Status = 25 // wrong PUK; TriesLeft says how many remain
 	PUKLocked    Status = 26 // PUK tries exhausted
 	CardBlocked  Status = 27 // PIN and PUK exhausted: the card can only be destroyed
+	NoPUK        Status = 28 // the card has no PUK: only its admin key unblocks it
 )
 
 // Sessions and login.
@@ -88,6 +89,14 @@ const (
 	TPMBusy          Status = 71 // transient (TPM_RC_RETRY, TPM_RC_NV_RATE …); try again
 	TPMFailure       Status = 72 // the TPM failed the command
 	NVSpaceExhausted Status = 73 // no room left in TPM NV memory
+)
+
+// The administrator's offline unblock.
+const (
+	NoAdminKey       Status = 80 // the card was made without an admin key
+	NoChallenge      Status = 81 // no challenge is pending for the card
+	ChallengeExpired Status = 82 // the challenge's time ran out
+	ResponseInvalid  Status = 83 // not this challenge, this card, this operation or this key
 )
 
 var statusNames = map[Status]string{
@@ -137,6 +146,11 @@ var statusNames = map[Status]string{
 	TPMBusy:                 "TPMBusy",
 	TPMFailure:              "TPMFailure",
 	NVSpaceExhausted:        "NVSpaceExhausted",
+	NoPUK:                   "NoPUK",
+	NoAdminKey:              "NoAdminKey",
+	NoChallenge:             "NoChallenge",
+	ChallengeExpired:        "ChallengeExpired",
+	ResponseInvalid:         "ResponseInvalid",
 }
 
 // String returns the status's Go name, or "Status(N)" for a number this

@@ -60,6 +60,11 @@ var statusGolden = []struct {
 	{TPMBusy, 71, "TPMBusy"},
 	{TPMFailure, 72, "TPMFailure"},
 	{NVSpaceExhausted, 73, "NVSpaceExhausted"},
+	{NoPUK, 28, "NoPUK"},
+	{NoAdminKey, 80, "NoAdminKey"},
+	{NoChallenge, 81, "NoChallenge"},
+	{ChallengeExpired, 82, "ChallengeExpired"},
+	{ResponseInvalid, 83, "ResponseInvalid"},
 }
 
 func TestStatusNumbersPinned(t *testing.T) {
