@@ -6,7 +6,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the build and the tests need: cgo and libcrypto for the
 # in-process TPM simulator, swtpm for the software-TPM suite.
-APT_PACKAGES := gcc libc6-dev libssl-dev swtpm swtpm-tools openssl
+APT_PACKAGES := gcc libc6-dev libssl-dev swtpm swtpm-tools openssl opensc softhsm2
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)

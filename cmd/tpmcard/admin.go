@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+	"github.com/tpmcard/tpmcard/pkcs11shim/p11signer"
 	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 )
 
@@ -202,18 +204,34 @@ func adminRespond(e *env, args []string) error {
 	keyFile := fs.String("key", "", "the admin private key file (from `tpmcard admin keygen`)")
 	text := fs.String("challenge", "", "the challenge the user read out")
 	passStdin := fs.Bool("passphrase-stdin", false, "read the key's passphrase from standard input")
+	module := fs.String("pkcs11-module", "", "take the admin key from this PKCS#11 module (an HSM or hardware token) instead of a file")
+	token := fs.String("pkcs11-token", "", "label of the token holding the admin key")
+	keyLabel := fs.String("pkcs11-key", "", "label of the admin key on the token")
+	pinStdin := fs.Bool("pin-stdin", false, "read the token's PIN from standard input")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *keyFile == "" || *text == "" {
-		return fmt.Errorf("%w: --key FILE and --challenge TEXT are required", errUsage)
+	if (*keyFile == "") == (*module == "") || *text == "" {
+		return fmt.Errorf("%w: --challenge TEXT and one of --key FILE or --pkcs11-module PATH are required", errUsage)
 	}
 	c, err := adminkey.ParseChallenge(*text)
 	if err != nil {
 		return err
 	}
-	key, err := loadAdminKey(e, *keyFile, *passStdin)
-	if err != nil {
+	var key crypto.Signer
+	if *module != "" {
+		pin, err := newSecrets(e).get("token PIN", *pinStdin, false)
+		if err != nil {
+			return err
+		}
+		defer pin.Wipe()
+		signer, closer, err := p11signer.Open(*module, *token, *keyLabel, pin)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		key = signer
+	} else if key, err = loadAdminKey(e, *keyFile, *passStdin); err != nil {
 		return err
 	}
 	resp, err := adminkey.Respond(key, c)

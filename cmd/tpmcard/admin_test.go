@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,60 @@ func TestAdminUnblockCLI(t *testing.T) {
 	}
 	if _, errs, code = cli(t, env, "my own PIN 42\nhello\n", "sign", "--pin-stdin"); code != 0 {
 		t.Fatalf("sign after the unblock: %s", errs)
+	}
+}
+
+// The admin key can live on a PKCS#11 token: here SoftHSM2, driven by the
+// real pkcs11-tool to make the key.
+func TestAdminRespondFromPKCS11Token(t *testing.T) {
+	module := "/usr/lib/softhsm/libsofthsm2.so"
+	if _, err := os.Stat(module); err != nil {
+		t.Skip("SoftHSM2 not installed (apt install softhsm2)")
+	}
+	tool, err := exec.LookPath("pkcs11-tool")
+	if err != nil {
+		t.Skip("pkcs11-tool not installed (apt install opensc)")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "softhsm2.conf")
+	os.MkdirAll(filepath.Join(dir, "tokens"), 0o700)
+	os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\n"), 0o600)
+	hsm := append(os.Environ(), "SOFTHSM2_CONF="+conf)
+	run := func(name string, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env = hsm
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return out
+	}
+	run("softhsm2-util", "--init-token", "--free", "--label", "helpdesk", "--pin", "hsm-pin-1", "--so-pin", "hsm-so-pin-1")
+	run(tool, "--module", module, "--token-label", "helpdesk", "--login", "--pin", "hsm-pin-1",
+		"--keypairgen", "--key-type", "EC:prime256v1", "--label", "fleet-admin", "--id", "01")
+	pub := filepath.Join(dir, "admin.pub.der")
+	run(tool, "--module", module, "--token-label", "helpdesk", "--read-object", "--type", "pubkey", "--label", "fleet-admin", "-o", pub)
+
+	env := startService(t)
+	if _, errs, code := cli(t, env, "fleet PIN 1234\n", "card", "create", "--pin-stdin", "--admin-key", pub, "--pin-tries", "3"); code != 0 {
+		t.Fatalf("card create with the token's key: %s", errs)
+	}
+	for i := 0; i < 3; i++ {
+		cli(t, env, "wrong PIN 99\n", "pin", "change", "--pin-stdin", "--new-pin-stdin")
+	}
+	out, errs, code := cli(t, env, "", "admin", "challenge", "--json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var ch struct{ Challenge string }
+	json.Unmarshal([]byte(out), &ch)
+	resp, errs, code := cli(t, hsm, "hsm-pin-1\n", "admin", "respond", "--challenge", ch.Challenge,
+		"--pkcs11-module", module, "--pkcs11-token", "helpdesk", "--pkcs11-key", "fleet-admin", "--pin-stdin")
+	if code != 0 {
+		t.Fatalf("respond from the token: %s", errs)
+	}
+	if _, errs, code = cli(t, env, "new PIN 5678\n", "admin", "unblock", "--response", strings.TrimSpace(resp), "--new-pin-stdin"); code != 0 {
+		t.Fatalf("unblock with the token's response: %s", errs)
 	}
 }
