@@ -54,6 +54,11 @@ func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*admink
 		return nil, ErrNoAdminKey
 	}
 	m.dropChallenge(serial)
+	for other, ch := range m.challenges {
+		if time.Now().After(ch.deadline) {
+			m.dropChallenge(other) // expired: free its TPM session
+		}
+	}
 	s, closer, err := m.policySession()
 	if err != nil {
 		return nil, busy(err)
