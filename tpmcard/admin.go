@@ -42,14 +42,11 @@ func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*admink
 	if validity < time.Second || validity > adminkey.MaxValidity {
 		return nil, fmt.Errorf("%w: challenge validity %v", ErrInvalidOptions, validity)
 	}
-	if err := m.lock(); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	if r.AdminKey == nil {
 		return nil, ErrNoAdminKey
 	}
@@ -96,14 +93,11 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 	if err != nil {
 		return err
 	}
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	if r.AdminKey == nil {
 		return ErrNoAdminKey
 	}

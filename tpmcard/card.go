@@ -607,14 +607,11 @@ func (m *Manager) Card(serial string) (CardInfo, error) {
 // Status reads the card's counters from the TPM. A card whose indices are
 // gone or were replaced gives ErrCardLost.
 func (m *Manager) Status(serial string) (*CardStatus, error) {
-	if err := m.lock(); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	if err := m.checkNames(r); err != nil {
 		return nil, fmt.Errorf("card %s: %w", serial, err)
 	}
@@ -643,14 +640,11 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 // Destroy undefines the card's NV indices and removes its record and key
 // blobs. A card whose TPM objects are already gone is removed all the same.
 func (m *Manager) Destroy(serial string) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	m.logoutLocked(serial)
 	m.dropKeys(serial)
 	if err := m.undefine(r); err != nil {

@@ -79,14 +79,11 @@ func keyID(pub crypto.PublicKey) ([]byte, error) {
 // needs no PIN: the key is unusable until one is proved. progress, when
 // not nil, is called about twice a second while the TPM works.
 func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOptions, progress func(Progress)) (KeyInfo, error) {
-	if err := m.lock(); err != nil {
-		return KeyInfo{}, err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return KeyInfo{}, err
 	}
+	defer m.mu.Unlock()
 	if len(opts.ID) > 64 || len(opts.Label) > 64 {
 		return KeyInfo{}, fmt.Errorf("%w: key ID is limited to 64 bytes and label to 64 characters", ErrInvalidOptions)
 	}
@@ -212,14 +209,11 @@ func (m *Manager) Key(serial string, id []byte) (KeyInfo, error) {
 // DeleteKey removes a key's blobs from the card. The TPM keeps nothing of a
 // key that is not loaded, so the key is gone for good.
 func (m *Manager) DeleteKey(serial string, id []byte) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	if r.key(id) == nil {
 		return fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, id)
 	}

@@ -204,6 +204,20 @@ func (m *Manager) lock() error {
 	return nil
 }
 
+// lockCard locks the Manager and returns the card's record; the caller
+// unlocks. On error nothing stays locked.
+func (m *Manager) lockCard(serial string) (*record, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	r, err := m.record(serial)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	return r, nil
+}
+
 // usable is lock for methods that only read records: they never wait
 // behind TPM commands.
 func (m *Manager) usable() error {

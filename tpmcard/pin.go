@@ -13,14 +13,11 @@ import (
 // locked PIN gives ErrPINLocked (ErrCardBlocked when the PUK is locked
 // too). A card whose PIN must change can log in, but not sign.
 func (m *Manager) Login(serial string, pin secret.Secret) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	auth := authValue("pin", pin)
 	hs, closer, err := m.saltedHMAC(auth)
 	if err != nil {
@@ -159,14 +156,11 @@ func (m *Manager) arm(r *record, l *login) error {
 // PolicySecret on the PIN index, so a wrong old PIN counts as a try and a
 // locked PIN cannot be changed.
 func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	if err := r.Policy.Check(newPIN); err != nil {
 		return err
 	}
@@ -210,14 +204,11 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 
 // ChangePUK sets a new PUK after proving the old one.
 func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	if r.NoPUK {
 		return ErrNoPUK
 	}
@@ -238,14 +229,11 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 // Unblock sets a new PIN and resets the PIN counter with the PUK. The card
 // then carries "PIN must change", as after an administrator's reset.
 func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	if r.NoPUK {
 		return fmt.Errorf("%w: ask the administrator for an unblock with the admin key", ErrNoPUK)
 	}

@@ -29,14 +29,11 @@ type SignOptions struct {
 // each as long as the curve's order (the PKCS#11 encoding); RSA signatures
 // as the modulus-sized integer.
 func (m *Manager) Sign(serial string, keyID []byte, digest []byte, opts SignOptions) ([]byte, error) {
-	if err := m.lock(); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	k := r.key(keyID)
 	if k == nil {
 		return nil, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, keyID)

@@ -174,15 +174,11 @@ func adminChallenge(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	ch, err := cl.AdminChallenge(t.Serial, *validity)
 	if err != nil {
 		return err
@@ -260,15 +256,11 @@ func adminUnblock(e *env, args []string) error {
 		return err
 	}
 	defer newPIN.Wipe()
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	if err := cl.AdminUnblock(t.Serial, *response, newPIN); err != nil {
 		return err
 	}

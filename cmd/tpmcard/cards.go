@@ -70,6 +70,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 
 func (c *common) dial() (*client.Client, error) { return client.Dial(c.socket) }
 
+// open dials the service and picks the card the flags name.
+func (c *common) open() (*client.Client, wire.TokenInfo, error) {
+	cl, err := c.dial()
+	if err != nil {
+		return nil, wire.TokenInfo{}, err
+	}
+	t, err := c.pick(cl)
+	if err != nil {
+		cl.Close()
+		return nil, wire.TokenInfo{}, err
+	}
+	return cl, t, nil
+}
+
 // pick finds the card the user named, or the only one.
 func (c *common) pick(cl *client.Client) (wire.TokenInfo, error) {
 	cards, err := cl.ListCards()
@@ -282,15 +296,11 @@ func cardStatus(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	v := viewOf(t)
 	if v.Keys, err = listKeys(cl, t.Serial); err != nil {
 		return err
@@ -328,15 +338,11 @@ func cardDestroy(e *env, args []string) error {
 	if c.card == "" || !*yes {
 		return fmt.Errorf("%w: destroying a card needs --card SERIAL and --yes: its keys cannot be recovered", errUsage)
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	if err := cl.DestroyCard(t.Serial); err != nil {
 		return err
 	}
@@ -364,15 +370,11 @@ func pinChange(e *env, args []string) error {
 		return err
 	}
 	defer newPIN.Wipe()
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	sess, err := cl.OpenSession(t.Serial, true)
 	if err != nil {
 		return err
@@ -404,15 +406,11 @@ func pinUnblock(e *env, args []string) error {
 		return err
 	}
 	defer newPIN.Wipe()
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	if err := cl.Unblock(t.Serial, puk, newPIN); err != nil {
 		return err
 	}
@@ -507,15 +505,11 @@ func keyGenerate(e *env, args []string) error {
 	if len(id) == 0 {
 		id = nil
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	sess, err := cl.OpenSession(t.Serial, true)
 	if err != nil {
 		return err
@@ -555,15 +549,11 @@ func keyList(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
@@ -594,15 +584,11 @@ func keyDelete(e *env, args []string) error {
 	if *name == "" || !*yes {
 		return fmt.Errorf("%w: deleting a key needs --key and --yes: it cannot be recovered", errUsage)
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
@@ -647,15 +633,11 @@ func keyExport(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
@@ -719,15 +701,11 @@ func sign(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading the data to sign: %w", err)
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
