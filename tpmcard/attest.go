@@ -42,12 +42,20 @@ func newKeyCreation(rsp *tpm2.CreateResponse) *keyCreation {
 	return &keyCreation{Data: d[2:], Hash: rsp.CreationHash.Buffer, Ticket: tpm2.Marshal(rsp.CreationTicket)}
 }
 
-// EK certificate NV indices (TCG EK Credential Profile 2.0 §2.2.1.4).
+// EK certificate NV indices (TCG EK Credential Profile 2.0 §2.2.1.4):
+// the low range (RSA 2048, ECC P-256) first, then the high range (ECC
+// P-256, P-384, P-521, RSA 2048, 3072, 4096), where swtpm_setup puts its
+// ECC certificate.
 const (
 	ekCertECCIndex = 0x01c0000a
 	ekCertRSAIndex = 0x01c00002
 	maxEKCert      = 4096
 )
+
+var ekCertIndices = []tpm2.TPMHandle{
+	ekCertECCIndex, ekCertRSAIndex,
+	0x01c00014, 0x01c00016, 0x01c00018, 0x01c00012, 0x01c0001c, 0x01c0001e,
+}
 
 // akTemplate is the attestation key's template.
 var akTemplate = tpm2.TPMTPublic{
@@ -92,14 +100,11 @@ func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*atte
 	if len(opts.Nonce) > 64 {
 		return nil, fmt.Errorf("%w: an attestation nonce is limited to 64 bytes", ErrInvalidOptions)
 	}
-	if err := m.lock(); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	k := r.key(keyID)
 	if k == nil {
 		return nil, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, keyID)
@@ -181,11 +186,11 @@ func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*atte
 	return st, nil
 }
 
-// ekCertificate reads the EK certificate from the TPM's NV (ECC first, then
-// RSA), or returns nil when there is none or it cannot be read: the
+// ekCertificate reads the first EK certificate found in the TPM's NV
+// (ekCertIndices order), or returns nil when there is none or it cannot be read: the
 // statement is complete without it.
 func (m *Manager) ekCertificate() []byte {
-	for _, h := range []tpm2.TPMHandle{ekCertECCIndex, ekCertRSAIndex} {
+	for _, h := range ekCertIndices {
 		pub, err := tpm2.NVReadPublic{NVIndex: h}.Execute(m.tpm)
 		if err != nil {
 			continue

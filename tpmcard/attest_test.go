@@ -6,11 +6,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/tpmcard/tpmcard/tpmcard/attest"
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
@@ -87,22 +92,26 @@ func TestAttestTampered(t *testing.T) {
 	m := openManager(t, tpmtest.Sim(t), "")
 	serial := newCard(t, m)
 	k := mustGenerate(t, m, serial, ECDSAP256)
+	// The simulator has no EK certificate: store one where TPMs keep it,
+	// so that the statement carries one.
+	ekCert := issue(t, k.Public, "EK")
+	defineEKCert(t, m, ekCert)
 	st, err := m.Attest(serial, k.ID, AttestOptions{Nonce: []byte{1, 2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Give the statement an EK certificate (the simulator has none) and
-	// re-attest so the binding covers it.
-	st.EKCert = issue(t, k.Public, "ek")
-	if _, err := attest.Verify(st, attest.Options{}); err == nil {
-		t.Fatal("an EK certificate added after the fact verifies")
+	if !bytes.Equal(st.EKCert, ekCert) {
+		t.Fatalf("EK certificate %x, want the one in NV", st.EKCert)
+	}
+	if res, err := attest.Verify(st, attest.Options{}); err != nil || res.EKCert == nil {
+		t.Fatalf("with an EK certificate: %v", err)
 	}
 	v := reflect.ValueOf(st).Elem()
 	tried := 0
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Field(i)
 		name := v.Type().Field(i).Name
-		if f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Uint8 || name == "EKCert" {
+		if f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Uint8 {
 			continue
 		}
 		orig := f.Bytes()
@@ -112,7 +121,6 @@ func TestAttestTampered(t *testing.T) {
 		for j := range orig {
 			for _, mask := range []byte{0x01, 0x80} {
 				c := *st
-				c.EKCert = nil
 				bad := bytes.Clone(orig)
 				bad[j] ^= mask
 				reflect.ValueOf(&c).Elem().Field(i).SetBytes(bad)
@@ -127,22 +135,21 @@ func TestAttestTampered(t *testing.T) {
 		func(s *attest.Statement) { s.Card += "0" },
 		func(s *attest.Statement) { s.KeyID = append(s.KeyID, 0) },
 		func(s *attest.Statement) { s.Nonce = nil },
+		func(s *attest.Statement) { s.EKCert = nil },
 		func(s *attest.Statement) { s.Ver = "1.2" },
 		func(s *attest.Statement) { s.Alg = -257 },
 		func(s *attest.Statement) { s.CertInfo, s.NVCertInfo = s.NVCertInfo, s.CertInfo },
 	} {
 		c := *st
-		c.EKCert = nil
 		mod(&c)
 		if _, err := attest.Verify(&c, attest.Options{}); !errors.Is(err, attest.ErrInvalid) {
 			t.Fatalf("modified statement verified: %v", err)
 		}
 	}
-	if tried < 500 {
+	if tried < 1000 {
 		t.Fatalf("only %d flips tried", tried)
 	}
 	c := *st
-	c.EKCert = nil
 	if _, err := attest.Verify(&c, attest.Options{}); err != nil {
 		t.Fatalf("the untouched statement: %v", err)
 	}
@@ -254,4 +261,134 @@ func TestAttestRefusesWeakKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestCertifyNeedsAdminPolicy pins why attestation uses
+// TPM2_CertifyCreation: TPM2_Certify of a card key (adminWithPolicy set,
+// policy PolicySecret(PIN) without PolicyCommandCode) fails, even with the
+// PIN proved in the policy session.
+func TestCertifyNeedsAdminPolicy(t *testing.T) {
+	m := openManager(t, tpmtest.Sim(t), "")
+	serial := newCard(t, m)
+	k := mustGenerate(t, m, serial, ECDSAP256)
+	if err := m.Login(serial, testPIN); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, _ := m.record(serial)
+	lk, err := m.loadKey(r, r.key(k.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		InPublic:      tpm2.New2B(akTemplate),
+	}.Execute(m.tpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flush(m.tpm, ak.ObjectHandle)
+	l := m.logins[serial]
+	if l.sess == nil {
+		t.Skip("login session evicted")
+	}
+	_, err = tpm2.Certify{
+		ObjectHandle: tpm2.AuthHandle{Handle: lk.handle, Name: lk.name,
+			Auth: tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(tpm transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+				_, err := tpm2.PolicySecret{
+					AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMHandle(r.PINIndex), Name: tpm2.TPM2BName{Buffer: r.PINName}, Auth: l.sess},
+					PolicySession: h,
+				}.Execute(tpm)
+				if err != nil {
+					return err
+				}
+				// The digest is the key's authPolicy: what fails is the
+				// ADMIN role's missing PolicyCommandCode, not the policy.
+				d, err := tpm2.PolicyGetDigest{PolicySession: h}.Execute(tpm)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(d.PolicyDigest.Buffer, keyPolicy(r.PINName)) {
+					t.Errorf("policy digest %x, want the key's policy", d.PolicyDigest.Buffer)
+				}
+				return nil
+			})},
+		SignHandle: tpm2.AuthHandle{Handle: ak.ObjectHandle, Name: ak.Name, Auth: tpm2.PasswordAuth(nil)},
+		InScheme:   tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+	}.Execute(m.tpm)
+	if !errors.Is(err, tpm2.TPMRCPolicyFail) {
+		t.Fatalf("TPM2_Certify of a card key: %v, want TPM_RC_POLICY_FAIL", err)
+	}
+}
+
+// defineEKCert writes der to the ECC EK certificate index, as a TPM
+// manufacturer would.
+func defineEKCert(t *testing.T, m *Manager, der []byte) {
+	t.Helper()
+	pub := tpm2.TPMSNVPublic{
+		NVIndex: ekCertECCIndex, NameAlg: tpm2.TPMAlgSHA256,
+		Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, AuthRead: true, NoDA: true, NT: tpm2.TPMNTOrdinary},
+		DataSize:   uint16(len(der)),
+	}
+	owner := tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)}
+	if _, err := (tpm2.NVDefineSpace{AuthHandle: owner, PublicInfo: tpm2.New2B(pub)}).Execute(m.tpm); err != nil {
+		t.Fatalf("defining the EK certificate index: %v", err)
+	}
+	name := tpm2.TPM2BName{Buffer: nvName(pub)}
+	t.Cleanup(func() {
+		pub.Attributes.Written = true
+		tpm2.NVUndefineSpace{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: ekCertECCIndex, Name: tpm2.TPM2BName{Buffer: nvName(pub)}}}.Execute(m.tpm)
+	})
+	for off := 0; off < len(der); off += 512 {
+		end := min(off+512, len(der))
+		_, err := tpm2.NVWrite{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: ekCertECCIndex, Name: name},
+			Data: tpm2.TPM2BMaxNVBuffer{Buffer: der[off:end]}, Offset: uint16(off)}.Execute(m.tpm)
+		if err != nil {
+			t.Fatalf("writing the EK certificate: %v", err)
+		}
+		pub.Attributes.Written = true
+		name = tpm2.TPM2BName{Buffer: nvName(pub)}
+	}
+}
+
+// TestAttestSWTPMEKCertificate manufactures an swtpm with EK certificates
+// (swtpm_setup and its local CA, as a TPM vendor would) and checks that
+// the statement carries one.
+func TestAttestSWTPMEKCertificate(t *testing.T) {
+	setup, err := exec.LookPath("swtpm_setup")
+	if err != nil {
+		t.Skip("swtpm_setup not installed")
+	}
+	s := tpmtest.StartSWTPM(t)
+	s.Stop()
+	// A local CA of the test's own, not the system's (/var/lib/swtpm-localca).
+	ca := t.TempDir()
+	conf := filepath.Join(ca, "swtpm_setup.conf")
+	caConf := filepath.Join(ca, "swtpm-localca.conf")
+	os.WriteFile(caConf, []byte(fmt.Sprintf("statedir = %[1]s\nsigningkey = %[1]s/signkey.pem\nissuercert = %[1]s/issuercert.pem\ncertserial = %[1]s/certserial\n", ca)), 0o600)
+	os.WriteFile(conf, []byte("create_certs_tool = swtpm_localca\ncreate_certs_tool_config = "+caConf+"\n"), 0o600)
+	out, err := exec.Command(setup, "--tpm2", "--tpmstate", s.StateDir(), "--config", conf, "--create-ek-cert", "--overwrite").CombinedOutput()
+	if err != nil {
+		t.Skipf("swtpm_setup cannot make EK certificates here: %v\n%s", err, out)
+	}
+	s.Restart(t)
+	m := openManager(t, s.TPM(), "")
+	serial := newCard(t, m)
+	k := mustGenerate(t, m, serial, ECDSAP256)
+	st, err := m.Attest(serial, k.ID, AttestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.EKCert == nil {
+		t.Fatalf("no EK certificate in the statement; swtpm_setup said:\n%s", out)
+	}
+	res, err := attest.Verify(st, attest.Options{PublicKey: k.Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EKCert == nil || len(res.EKCert.Raw) != len(st.EKCert) {
+		t.Fatalf("EK certificate not parsed: %+v", res.EKCert)
+	}
+	t.Logf("EK certificate: subject %q, issuer %q", res.EKCert.Subject, res.EKCert.Issuer)
 }

@@ -114,14 +114,11 @@ func (m *Manager) ImportCertificate(serial string, der []byte, label string) (Ce
 		return CertInfo{}, fmt.Errorf("%w: a certificate label is limited to 64 bytes of UTF-8", ErrInvalidOptions)
 	}
 	der = bytes.Clone(cert.Raw)
-	if err := m.lock(); err != nil { // serializes record writers
-		return CertInfo{}, err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return CertInfo{}, err
 	}
+	defer m.mu.Unlock()
 	k, err := r.keyFor(cert.PublicKey)
 	if err != nil {
 		return CertInfo{}, err
@@ -185,14 +182,11 @@ func (m *Manager) Certificate(serial string, keyID []byte) (CertInfo, error) {
 // DeleteCertificate removes the certificate of key keyID from the card; the
 // key stays.
 func (m *Manager) DeleteCertificate(serial string, keyID []byte) error {
-	if err := m.lock(); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	r, err := m.record(serial)
+	r, err := m.lockCard(serial)
 	if err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	if r.cert(keyID) == nil {
 		return fmt.Errorf("%w: card %s has no certificate for key %x", ErrCertNotFound, serial, keyID)
 	}

@@ -200,7 +200,9 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 // the UPN as otherName { type-id, [0] EXPLICIT UTF8String }.
 func (r *requestFlags) san() ([]byte, error) {
 	var names []asn1.RawValue
-	tagged := func(tag int, v string) { names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, Bytes: []byte(v)}) }
+	tagged := func(tag int, v string) {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, Bytes: []byte(v)})
+	}
 	for _, d := range r.email {
 		if !strings.Contains(d, "@") || !isASCII(d) {
 			return nil, fmt.Errorf("%w: --email %q is not an ASCII email address", errUsage, d)
@@ -483,15 +485,11 @@ func certRequest(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := r.c.dial()
+	cl, t, err := r.c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := r.c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
@@ -518,21 +516,20 @@ func enroll(e *env, args []string) error {
 		ia := importArgs{c: r.c, file: *imp, chain: *chain, template: r.rf.template}
 		return ia.run(e)
 	}
-	cl, err := r.c.dial()
+	cl, t, err := r.c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := r.c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
 	}
 	if len(keys) == 0 {
-		if _, err := r.rf.build(e, nil); err != nil { // check the flags before generating
+		// Check the flags before generating; run warns again, so quietly.
+		quiet := *e
+		quiet.stderr = io.Discard
+		if _, err := r.rf.build(&quiet, nil); err != nil {
 			return err
 		}
 		sess, err := cl.OpenSession(t.Serial, true)
@@ -609,17 +606,34 @@ func certImport(e *env, args []string) error {
 	fs.StringVar(&ia.label, "label", "", "certificate label (default: the subject's common name)")
 	fs.StringVar(&ia.template, "template", "smartcard-logon", "profile whose key usage and EKUs to expect: smartcard-logon, client-auth, email or none")
 	fs.BoolVar(&ia.allowExpired, "allow-expired", false, "install an expired certificate all the same")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errShown, err)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: give the certificate file: tpmcard cert import FILE", errUsage)
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: give one certificate file: tpmcard cert import FILE [flags]", errUsage)
 	}
-	ia.file = fs.Arg(0)
+	ia.file = pos[0]
 	return ia.run(e)
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// ("cert import FILE --chain CA").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %w", errShown, err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 func (ia *importArgs) run(e *env) error {
@@ -674,15 +688,11 @@ func (ia *importArgs) run(e *env) error {
 			return fmt.Errorf("the certificate does not chain to the given CA certificates: %w (nothing was installed)", err)
 		}
 	}
-	cl, err := ia.c.dial()
+	cl, t, err := ia.c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := ia.c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
@@ -733,15 +743,26 @@ func usageWarnings(c *x509.Certificate, tmpl certTemplate, name string) []string
 			return w
 		}
 	}
+	if len(have) == 0 && len(c.ExtKeyUsage) == 0 {
+		if len(tmpl.ekus) > 0 {
+			w = append(w, fmt.Sprintf("the certificate has no extended key usage; the %s template expects %s", name, oidList(tmpl.ekus)))
+		}
+		return w
+	}
 	for _, want := range tmpl.ekus {
-		if !have[want.String()] && len(c.ExtKeyUsage)+len(c.UnknownExtKeyUsage) > 0 {
-			w = append(w, fmt.Sprintf("the certificate lacks the %s extended key usage %s", name, want))
-		} else if !have[want.String()] {
-			w = append(w, fmt.Sprintf("the certificate has no extended key usage; the %s template expects %s", name, want))
-			break
+		if !have[want.String()] {
+			w = append(w, fmt.Sprintf("the certificate lacks the extended key usage %s of the %s template", want, name))
 		}
 	}
 	return w
+}
+
+func oidList(oids []asn1.ObjectIdentifier) string {
+	s := make([]string, len(oids))
+	for i, o := range oids {
+		s[i] = o.String()
+	}
+	return strings.Join(s, " and ")
 }
 
 // verifyChain checks the leaf's signature path through the given
@@ -799,15 +820,11 @@ func certList(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	certs, err := cl.Certificates(t.Serial)
 	if err != nil {
 		return err
@@ -863,15 +880,11 @@ func certExport(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	ci, err := pickCert(cl, t.Serial, *name)
 	if err != nil {
 		return err
@@ -891,15 +904,11 @@ func certDelete(e *env, args []string) error {
 	if !*yes {
 		return fmt.Errorf("%w: removing a certificate needs --yes", errUsage)
 	}
-	cl, err := c.dial()
+	cl, t, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := c.pick(cl)
-	if err != nil {
-		return err
-	}
 	ci, err := pickCert(cl, t.Serial, *name)
 	if err != nil {
 		return err
@@ -927,15 +936,14 @@ func certSelfSign(e *env, args []string) error {
 	if *days < 1 || *days > 36500 {
 		return fmt.Errorf("%w: --days must be 1 to 36500", errUsage)
 	}
-	cl, err := r.c.dial()
+	if r.rf.sha1 {
+		return fmt.Errorf("%w: --sha1-insecure applies to requests only", errUsage)
+	}
+	cl, t, err := r.c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	t, err := r.c.pick(cl)
-	if err != nil {
-		return err
-	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
@@ -958,9 +966,6 @@ func certSelfSign(e *env, args []string) error {
 		return err
 	}
 	h := c.hash
-	if h == crypto.SHA1 {
-		h = crypto.SHA256
-	}
 	now := time.Now().Add(-5 * time.Minute).UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn.Add(sn, big.NewInt(1)),
@@ -978,17 +983,6 @@ func certSelfSign(e *env, args []string) error {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, &parent, k.Public, s)
 	if err != nil {
 		return fmt.Errorf("signing the certificate with the card key: %w", err)
-	}
-	if c.hash == crypto.SHA1 {
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return err
-		}
-		// The TBS names the signature algorithm too: only RSA and ECDSA
-		// TBS structures with SHA-256 are rebuilt by re-signing, so say
-		// plainly that SHA-1 is for requests.
-		_ = cert
-		return fmt.Errorf("%w: --sha1-insecure applies to requests only", errUsage)
 	}
 	if *install {
 		if _, err := cl.ImportCertificate(t.Serial, der, ""); err != nil {

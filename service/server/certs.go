@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha1"
 	"encoding/asn1"
 	"errors"
@@ -137,8 +138,8 @@ func ckDate(t time.Time) []byte { return []byte(t.UTC().Format("20060102")) }
 // createObject stores a certificate from a template (C_CreateObject):
 // CKA_CLASS CKO_CERTIFICATE, CKA_CERTIFICATE_TYPE CKC_X_509 (optional),
 // CKA_VALUE the DER; CKA_LABEL optional; CKA_ID, CKA_SUBJECT, CKA_ISSUER and
-// CKA_SERIAL_NUMBER, when given, must agree with the certificate (the
-// card sets CKA_ID to its key's). Other classes are refused.
+// CKA_SERIAL_NUMBER, when given, must agree with the certificate and its
+// key (CKA_ID is always the key's). Other classes are refused.
 func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 	if err := c.needAdmin(wire.TypeCreateObject); err != nil {
 		return nil, err
@@ -211,6 +212,20 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 	if !haveLabel {
 		label = nil
 	}
+	if id != nil {
+		// The card files a certificate under its key's CKA_ID: a
+		// template naming another ID is a mistake, refused before anything
+		// is stored.
+		keys, err := c.s.m.Keys(s.serial)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if eq, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool }); ok && eq.Equal(cert.PublicKey) && !bytes.Equal(k.ID, id) {
+				return nil, wire.Errorf(wire.TemplateInconsistent, "CKA_ID %x is not the ID of the certificate's key (%x)", id, k.ID)
+			}
+		}
+	}
 	ci, err := c.s.m.ImportCertificate(s.serial, value, string(label))
 	switch {
 	case errors.Is(err, tpmcard.ErrKeyNotFound):
@@ -220,10 +235,6 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 		return nil, wire.NewError(wire.CertificateInvalid, err.Error())
 	case err != nil:
 		return nil, err
-	}
-	if id != nil && !bytes.Equal(id, ci.KeyID) {
-		// Stored under its key's ID all the same: the ID is the card's.
-		c.log.Info().Str("card", s.serial).Hex("asked_id", id).Hex("key_id", ci.KeyID).Msg("certificate CKA_ID set to its key's")
 	}
 	c.log.Info().Str("card", s.serial).Hex("key_id", ci.KeyID).Str("subject", cert.Subject.String()).
 		Str("serial_number", cert.SerialNumber.String()).Msg("certificate stored")

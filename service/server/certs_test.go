@@ -1,3 +1,5 @@
+//go:build linux
+
 package server
 
 import (
@@ -56,6 +58,10 @@ func TestCertificateObjects(t *testing.T) {
 		wantStatus(t, "a public key object", err, wire.TemplateInconsistent)
 		_, err = admin.CreateObject(s, certClass)
 		wantStatus(t, "no value", err, wire.TemplateIncomplete)
+		_, err = admin.CreateObject(s, certClass, wire.Attribute{Type: p11.CKAValue, Value: der}, wire.Attribute{Type: p11.CKAID, Value: []byte{9}})
+		wantStatus(t, "another key's ID", err, wire.TemplateInconsistent)
+		_, err = admin.CreateObject(s, certClass, wire.Attribute{Type: p11.CKAValue, Value: der}, wire.Attribute{Type: p11.CKASubject, Value: []byte{0x30, 0}})
+		wantStatus(t, "another subject", err, wire.TemplateInconsistent)
 	})
 	t.Run("fail/read-only session", func(t *testing.T) {
 		ro := mustOpen(t, admin, serial, false)
@@ -113,6 +119,14 @@ func TestCertificateObjects(t *testing.T) {
 		if got[0].Status != wire.AttributeInvalid {
 			t.Errorf("CKA_MODULUS of a certificate: %v", got[0].Status)
 		}
+		// Only administrators delete it.
+		user := e.dialAs(Peer{UID: 1000, GID: 1000})
+		us := mustOpen(t, user, serial, true)
+		uh, err := user.FindObjects(us, certClass)
+		if err != nil || len(uh) != 1 {
+			t.Fatalf("user FindObjects: %v %v", uh, err)
+		}
+		wantStatus(t, "user DestroyObject", user.DestroyObject(us, uh[0]), wire.PermissionDenied)
 		// Signing with a certificate object is refused.
 		mustLogin(t, other, os)
 		_, err = other.Sign(os, hs[0], p11.CKMECDSA, nil, make([]byte, 32))
