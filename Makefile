@@ -41,8 +41,8 @@ lint: setup
 test: lint
 	$(TEST_ENV) $(GO) test -count=1 ./...
 	$(TEST_ENV) $(GO) test -count=1 -race ./tpmcard/... ./service/...
-	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 10s ./service/wire
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./service/wire
+	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 200000x ./service/wire
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 200000x ./service/wire
 
 # Signatures per second and p50/p99 latency through the card (PolicySecret +
 # TPM2_Sign) against the floor of one bare TPM2_Sign on the same TPM.
