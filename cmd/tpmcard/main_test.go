@@ -354,3 +354,22 @@ func TestServiceRestartKeepsCardsAndCounter(t *testing.T) {
 		t.Fatalf("sign after the restarts: %s", errs)
 	}
 }
+
+func TestTPMInfo(t *testing.T) {
+	out, errs, code := cli(t, nil, "", "tpm", "info", "--tpm", "sim", "--json")
+	if code != 0 {
+		t.Fatalf("tpm info: %s", errs)
+	}
+	var info struct {
+		Manufacturer      string
+		HardwareProtected bool     `json:"hardware_protected"`
+		CardAlgorithms    []string `json:"card_algorithms"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatal(err)
+	}
+	// The reference TPM built into the simulator has RSA-2048 but not 3072.
+	if info.Manufacturer == "" || info.HardwareProtected || strings.Join(info.CardAlgorithms, ",") != "ecdsa-p256,ecdsa-p384,rsa-2048" {
+		t.Fatalf("tpm info: %+v", info)
+	}
+}
