@@ -5,13 +5,19 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the build and the tests need: cgo and libcrypto for the
-# in-process TPM simulator, swtpm for the software-TPM suite.
-APT_PACKAGES := gcc libc6-dev libssl-dev swtpm swtpm-tools openssl opensc softhsm2
+# in-process TPM simulator, swtpm for the software-TPM suite, p11-kit's
+# PKCS#11 header for the module, and the real PKCS#11 consumers the tests
+# drive (OpenSC, GnuTLS, OpenSSL's engine, OpenSSH, SoftHSM2).
+APT_PACKAGES := gcc libc6-dev pkg-config libssl-dev swtpm swtpm-tools openssl \
+	libp11-kit-dev p11-kit opensc gnutls-bin libengine-pkcs11-openssl softhsm2 \
+	openssh-client openssh-server
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
 
-.PHONY: all setup build test lint bench demo fuzz clean
+MODULE      := bin/libtpmcard-pkcs11.so
+
+.PHONY: all setup build install test lint bench demo clean
 
 all: build
 
@@ -30,17 +36,28 @@ setup:
 build: setup
 	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tpmcard ./cmd/tpmcard
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -buildmode=c-shared -o $(MODULE) ./pkcs11shim
+	@rm -f bin/libtpmcard-pkcs11.h
+
+# install puts the CLI in /usr/local/bin and the module where p11-kit finds
+# it, so p11-kit-aware programs see the card without configuration.
+install: build
+	install -m 0755 bin/tpmcard $(DESTDIR)/usr/local/bin/tpmcard
+	install -d $(DESTDIR)$$(pkg-config --variable=p11_module_path p11-kit-1)
+	install -m 0644 $(MODULE) $(DESTDIR)$$(pkg-config --variable=p11_module_path p11-kit-1)/libtpmcard-pkcs11.so
+	install -d $(DESTDIR)$$(pkg-config --variable=p11_module_configs p11-kit-1)
+	install -m 0644 pkcs11shim/p11-kit/tpmcard.module $(DESTDIR)$$(pkg-config --variable=p11_module_configs p11-kit-1)/tpmcard.module
 
 lint: setup
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed:" $$fmt >&2; exit 1; fi
 	$(GO) vet ./...
-	GOOS=windows CGO_ENABLED=0 $(GO) vet ./tpmcard/... ./service/... ./cmd/...
+	GOOS=windows CGO_ENABLED=0 $(GO) vet ./tpmcard/... ./service/... ./cmd/... ./pkcs11shim/...
 	GOOS=windows CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/tpmcard
 	$(GO) run $(STATICCHECK) ./...
 
 test: lint
 	$(TEST_ENV) $(GO) test -count=1 ./...
-	$(TEST_ENV) $(GO) test -count=1 -race ./tpmcard/... ./service/...
+	$(TEST_ENV) $(GO) test -count=1 -race ./tpmcard/... ./service/... ./pkcs11shim/...
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 200000x ./service/wire
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 200000x ./service/wire
 
@@ -48,6 +65,8 @@ test: lint
 # TPM2_Sign) against the floor of one bare TPM2_Sign on the same TPM.
 bench: setup
 	$(GO) test -run '^$$' -bench 'Sign' -benchtime 3s ./tpmcard/
+	$(GO) test -run '^$$' -bench 'Service' -benchtime 3s ./cmd/tpmcard/
+	$(GO) test -run '^$$' -bench 'Sign|Login|ColdStart' -benchtime 2000x ./pkcs11shim/
 
 demo: build
 	./cmd/tpmcard/demo.sh bin/tpmcard

@@ -8,11 +8,11 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"github.com/tpmcard/tpmcard/service/p11"
 	"io"
 	"math/big"
 	"sync"
 
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 

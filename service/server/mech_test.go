@@ -5,9 +5,9 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/sha512"
-	"github.com/tpmcard/tpmcard/service/p11"
 	"testing"
 
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
 )

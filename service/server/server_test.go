@@ -10,10 +10,10 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"github.com/tpmcard/tpmcard/service/p11"
 	"strings"
 	"testing"
 
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"

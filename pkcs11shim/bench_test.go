@@ -1,0 +1,168 @@
+//go:build cgo && linux
+
+package main
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/tpmcard/tpmcard/service/client"
+	"github.com/tpmcard/tpmcard/service/p11"
+	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
+	"github.com/tpmcard/tpmcard/tpmcard/secret"
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
+)
+
+// BenchmarkSign compares signatures through the module (a C program, see
+// testdata/bench.c), through the socket API (service/client) and straight
+// through tpmcard, on the simulator and on swtpm, with 1 and 4 sessions.
+// The module rows also report C_Initialize-to-first-signature and C_Login.
+func BenchmarkSign(b *testing.B) {
+	for _, backend := range []string{"sim", "swtpm"} {
+		b.Run(backend, func(b *testing.B) {
+			var tpm transport.TPM
+			if backend == "sim" {
+				tpm = tpmtest.Sim(b)
+			} else {
+				tpm = tpmtest.StartSWTPM(b).TPM()
+			}
+			s := startServiceOn(b, tpm)
+			for _, sessions := range []int{1, 4} {
+				name := "sessions=" + strconv.Itoa(sessions)
+				b.Run("module/"+name, func(b *testing.B) { benchModule(b, sessions) })
+				b.Run("socket/"+name, func(b *testing.B) { benchSocket(b, s, sessions) })
+				b.Run("direct/"+name, func(b *testing.B) { benchDirect(b, s, sessions) })
+			}
+		})
+	}
+}
+
+var benchBin struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+func benchModule(b *testing.B, sessions int) {
+	lib := buildModule(b)
+	benchBin.once.Do(func() {
+		benchBin.path = filepath.Join(buildDir, "bench")
+		cf, err := exec.Command("pkg-config", "--cflags", "p11-kit-1").Output()
+		if err != nil {
+			benchBin.err = err
+			return
+		}
+		args := append([]string{"-O2", "-o", benchBin.path, "testdata/bench.c"}, strings.Fields(string(cf))...)
+		benchBin.out, benchBin.err = exec.Command("gcc", append(args, "-ldl", "-lpthread")...).CombinedOutput()
+	})
+	if benchBin.err != nil {
+		b.Fatalf("building the bench program: %v\n%s", benchBin.err, benchBin.out)
+	}
+	b.ResetTimer()
+	out, err := exec.Command(benchBin.path, lib, testPIN, strconv.Itoa(max(b.N, sessions)), strconv.Itoa(sessions)).CombinedOutput()
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("bench: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		f, _ := strconv.ParseFloat(v, 64)
+		switch k {
+		case "sig_per_s":
+			b.ReportMetric(f, "sig/s")
+		case "p50_us":
+			b.ReportMetric(f, "p50-µs")
+		case "p99_us":
+			b.ReportMetric(f, "p99-µs")
+		case "cold_us":
+			b.ReportMetric(f/1000, "cold-ms")
+		case "login_us":
+			b.ReportMetric(f/1000, "login-ms")
+		}
+	}
+}
+
+// spread runs n operations over k goroutines and reports throughput and
+// latency percentiles.
+func spread(b *testing.B, k int, op func(worker int) error) {
+	n := max(b.N, k)
+	per := (n + k - 1) / k
+	lat := make([]time.Duration, per*k)
+	var wg sync.WaitGroup
+	errs := make(chan error, k)
+	b.ResetTimer()
+	start := time.Now()
+	for w := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				t0 := time.Now()
+				if err := op(w); err != nil {
+					errs <- err
+					return
+				}
+				lat[w*per+i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "sig/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+func benchSocket(b *testing.B, s *testService, sessions int) {
+	c, err := client.Dial(s.sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ids := make([]uint32, sessions)
+	for i := range ids {
+		if ids[i], err = c.OpenSession(s.serial, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := c.Login(ids[0], wire.UserNormal, secret.FromString(testPIN)); err != nil {
+		b.Fatal(err)
+	}
+	objs, err := c.FindObjects(ids[0], wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(p11.CKOPrivateKey)})
+	if err != nil || len(objs) != 1 {
+		b.Fatalf("finding the key: %v %v", objs, err)
+	}
+	digest := sha256.Sum256([]byte("bench"))
+	spread(b, sessions, func(w int) error {
+		_, err := c.Sign(ids[w], objs[0], p11.CKMECDSA, nil, digest[:])
+		return err
+	})
+}
+
+func benchDirect(b *testing.B, s *testService, sessions int) {
+	digest := sha256.Sum256([]byte("bench"))
+	if err := s.m.Login(s.serial, secret.FromString(testPIN)); err != nil {
+		b.Fatal(err)
+	}
+	spread(b, sessions, func(int) error {
+		_, err := s.m.Sign(s.serial, s.keyID, digest[:], tpmcard.SignOptions{Hash: crypto.SHA256})
+		return err
+	})
+}
