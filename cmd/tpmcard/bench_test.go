@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/tpmcard/tpmcard/service/client"
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
@@ -104,6 +105,37 @@ func benchService(b *testing.B, open func() transport.TPM, spec string) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	idle := rssMiB(b, cmd.Process.Pid)
+	// The socket's own cost, without the TPM's noise: a request the
+	// service answers without the TPM (a signature length query).
+	b.Run("roundtrip", func(b *testing.B) {
+		cl, err := client.Dial(sock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		sess, err := cl.OpenSession(serial, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cl.Login(sess, wire.UserNormal, benchPIN); err != nil {
+			b.Fatal(err)
+		}
+		hs, err := cl.FindObjects(sess, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(p11.CKOPrivateKey)})
+		if err != nil || len(hs) != 1 {
+			b.Fatalf("private key: %v %v", hs, err)
+		}
+		b.ResetTimer()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if _, err := cl.SignLength(sess, hs[0], p11.CKMECDSASHA256); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per := time.Since(start) / time.Duration(b.N)
+		if direct > 0 {
+			b.ReportMetric(100*float64(per)/float64(direct), "of-a-signature-%")
+		}
+	})
 	var peak float64
 	for _, n := range []int{1, 8, 64} {
 		b.Run("clients="+strconv.Itoa(n), func(b *testing.B) {
