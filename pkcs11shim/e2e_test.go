@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -197,6 +198,16 @@ func TestTLSClientAuth(t *testing.T) {
 	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	srv := certFor(t, "127.0.0.1", srvKey.Public(), ca, caKey, false)
 	client := certFor(t, "tpmcard test client", s.key.Public, ca, caKey, false)
+	// Enrolled on the card, the certificate shows beside its key, with its
+	// CKA_ID, to a real PKCS#11 consumer.
+	if _, err := s.m.ImportCertificate(s.serial, client.Raw, "sign-in"); err != nil {
+		t.Fatalf("importing the client certificate: %v", err)
+	}
+	objs := run(t, need(t, "pkcs11-tool", "opensc"), "--module", lib, "-O")
+	if !strings.Contains(objs, "Certificate Object") || !strings.Contains(objs, "tpmcard test client") ||
+		strings.Count(objs, "ID:         "+hex.EncodeToString(s.keyID)) < 2 {
+		t.Fatalf("pkcs11-tool -O does not show the certificate beside its key (ID %x):\n%s", s.keyID, objs)
+	}
 	srvKeyDER, _ := x509.MarshalPKCS8PrivateKey(srvKey)
 	writeFile(t, filepath.Join(dir, "ca.pem"), pemCert(ca), 0o600)
 	writeFile(t, filepath.Join(dir, "srv.pem"), pemCert(srv), 0o600)
