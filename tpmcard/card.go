@@ -157,6 +157,7 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 		}
 		return nil, err
 	}
+	rec.prepare()
 	m.recMu.Lock()
 	m.records[rec.Serial] = rec
 	m.recMu.Unlock()
@@ -527,6 +528,7 @@ func (m *Manager) record(serial string) (*record, error) {
 	if r.Pending {
 		return nil, fmt.Errorf("%w: %s (its creation did not finish)", ErrCardNotFound, serial)
 	}
+	r.prepare()
 	m.recMu.Lock()
 	defer m.recMu.Unlock()
 	if cached, ok := m.records[serial]; ok {
@@ -542,6 +544,7 @@ func (m *Manager) saveRecord(r *record) error {
 	if err := m.st.save(r); err != nil {
 		return err
 	}
+	r.prepare()
 	m.recMu.Lock()
 	m.records[r.Serial] = r
 	m.recMu.Unlock()
@@ -562,7 +565,8 @@ func (r *record) info() CardInfo {
 		HasPUK: !r.NoPUK, AdminKey: r.adminPublicKey(),
 	}
 	for i := range r.Keys {
-		if ki, err := r.Keys[i].info(); err == nil {
+		ki, _, err := r.keyInfo(r.Keys[i].ID)
+		if err == nil {
 			ci.Keys = append(ci.Keys, ki)
 		}
 	}

@@ -199,11 +199,11 @@ func (m *Manager) Key(serial string, id []byte) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	k := r.key(id)
-	if k == nil {
+	ki, ok, err := r.keyInfo(id)
+	if !ok {
 		return KeyInfo{}, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, id)
 	}
-	return k.info()
+	return ki, err
 }
 
 // DeleteKey removes a key's blobs from the card. The TPM keeps nothing of a

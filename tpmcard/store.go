@@ -38,6 +38,10 @@ type record struct {
 	Approval   approval     `json:"approval"`
 	Keys       []keyRecord  `json:"keys"`
 	Certs      []certRecord `json:"certs,omitempty"`
+
+	// infos are the keys' KeyInfo, parsed once when the record enters the
+	// cache (parsing a TPMT_PUBLIC costs more than a socket request).
+	infos []parsedKey
 }
 
 // keyRecord is one key's TPM blobs. Private is the TPM2B_PRIVATE sealed by
@@ -53,6 +57,34 @@ type keyRecord struct {
 	// TPM2_CertifyCreation (attest.go). Keys made before it was kept have
 	// none and cannot be attested.
 	Creation *keyCreation `json:"creation,omitempty"`
+}
+
+type parsedKey struct {
+	info KeyInfo
+	err  error
+}
+
+// prepare parses the keys' public areas into infos. Call it on a record
+// no one else sees yet.
+func (r *record) prepare() {
+	r.infos = make([]parsedKey, len(r.Keys))
+	for i := range r.Keys {
+		r.infos[i].info, r.infos[i].err = r.Keys[i].info()
+	}
+}
+
+// keyInfo is the parsed KeyInfo of the key with this ID.
+func (r *record) keyInfo(id []byte) (KeyInfo, bool, error) {
+	for i := range r.Keys {
+		if string(r.Keys[i].ID) == string(id) {
+			if i < len(r.infos) {
+				return r.infos[i].info, true, r.infos[i].err
+			}
+			ki, err := r.Keys[i].info()
+			return ki, true, err
+		}
+	}
+	return KeyInfo{}, false, nil
 }
 
 // store keeps one JSON record per card in dir/cards, written atomically
