@@ -465,6 +465,9 @@ func (m *Manager) pukCounter(rec *record) (pinData, error) {
 
 // pinError turns the TPM's answer to a PIN proof into the card's error.
 func (m *Manager) pinError(rec *record, err error) error {
+	if err != nil {
+		delete(m.namesOK, rec.Serial) // a replaced index fails like a wrong PIN
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -493,6 +496,9 @@ func (m *Manager) pinError(rec *record, err error) error {
 
 // pukError is pinError for the PUK.
 func (m *Manager) pukError(rec *record, err error) error {
+	if err != nil {
+		delete(m.namesOK, rec.Serial)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -616,8 +622,14 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	if err := m.checkNames(r); err != nil {
-		return nil, fmt.Errorf("card %s: %w", serial, err)
+	// The names are checked once: a listing of cards (every PKCS#11
+	// C_GetTokenInfo) then costs two TPM commands a card, not four. Any
+	// failed PIN or PUK use checks them again.
+	if !m.namesOK[serial] {
+		if err := m.checkNames(r); err != nil {
+			return nil, fmt.Errorf("card %s: %w", serial, err)
+		}
+		m.namesOK[serial] = true
 	}
 	pin, err := m.pinCounter(r)
 	if err != nil {
@@ -651,6 +663,7 @@ func (m *Manager) Destroy(serial string) error {
 	defer m.mu.Unlock()
 	m.logoutLocked(serial)
 	m.dropKeys(serial)
+	delete(m.namesOK, serial)
 	if err := m.undefine(r); err != nil {
 		return fmt.Errorf("destroying card %s: %w", serial, err)
 	}

@@ -254,3 +254,28 @@ func TestRandom(t *testing.T) {
 		t.Fatalf("Random(0): %v %v", z, err)
 	}
 }
+
+// A card listing reads only the counters once the card's indices were
+// found in place: two TPM commands a card.
+func TestStatusChecksNamesOnce(t *testing.T) {
+	tpm := &countingTPM{TPM: tpmtest.Sim(t)}
+	m := openManager(t, tpm, "")
+	serial := newCard(t, m)
+	for i, want := range []int64{4, 2, 2} {
+		before := tpm.n.Load()
+		if _, err := m.Status(serial); err != nil {
+			t.Fatal(err)
+		}
+		if got := tpm.n.Load() - before; got != want {
+			t.Fatalf("Status %d: %d TPM commands, want %d", i, got, want)
+		}
+	}
+	wantPINError(t, m.Login(serial, wrongPIN(1)), 2)
+	before := tpm.n.Load()
+	if _, err := m.Status(serial); err != nil {
+		t.Fatal(err)
+	}
+	if got := tpm.n.Load() - before; got != 4 {
+		t.Fatalf("Status after a failed PIN: %d TPM commands, want 4 (names checked again)", got)
+	}
+}

@@ -65,8 +65,10 @@ type Manager struct {
 	sig     signSession
 	// challenges are the pending administrator's unblocks, by serial.
 	challenges map[string]*challenge
-	clock      uint64 // LRU counter
-	closed     atomic.Bool
+	// namesOK lists the cards whose NV indices Status found in place.
+	namesOK map[string]bool
+	clock   uint64 // LRU counter
+	closed  atomic.Bool
 
 	// recMu guards records, so that reading a card's record never waits
 	// behind TPM commands. Records are replaced, never changed in place.
@@ -127,6 +129,7 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 		records: map[string]*record{},
 		keys:    map[string]*loadedKey{},
 		logins:  map[string]*login{},
+		namesOK: map[string]bool{},
 
 		progressEvery: 500 * time.Millisecond,
 	}
