@@ -31,19 +31,11 @@ func keyAttest(e *env, args []string) error {
 	if err != nil || len(nonce) > 64 {
 		return fmt.Errorf("%w: --nonce must be hex, at most 64 bytes", errUsage)
 	}
-	cl, t, err := c.open()
+	cl, t, k, err := c.openKey(*name)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	keys, err := listKeys(cl, t.Serial)
-	if err != nil {
-		return err
-	}
-	k, err := pickKey(keys, *name)
-	if err != nil {
-		return err
-	}
 	st, err := cl.AttestKey(t.Serial, mustHex(k.ID), nonce)
 	if err != nil {
 		return err

@@ -84,6 +84,24 @@ func (c *common) open() (*client.Client, wire.TokenInfo, error) {
 	return cl, t, nil
 }
 
+// openKey is open, then the card's key named by hex ID or label (or its
+// only key).
+func (c *common) openKey(name string) (*client.Client, wire.TokenInfo, keyView, error) {
+	cl, t, err := c.open()
+	if err != nil {
+		return nil, wire.TokenInfo{}, keyView{}, err
+	}
+	keys, err := listKeys(cl, t.Serial)
+	if err == nil {
+		var k keyView
+		if k, err = pickKey(keys, name); err == nil {
+			return cl, t, k, nil
+		}
+	}
+	cl.Close()
+	return nil, wire.TokenInfo{}, keyView{}, err
+}
+
 // pick finds the card the user named, or the only one.
 func (c *common) pick(cl *client.Client) (wire.TokenInfo, error) {
 	cards, err := cl.ListCards()
@@ -584,19 +602,11 @@ func keyDelete(e *env, args []string) error {
 	if *name == "" || !*yes {
 		return fmt.Errorf("%w: deleting a key needs --key and --yes: it cannot be recovered", errUsage)
 	}
-	cl, t, err := c.open()
+	cl, t, k, err := c.openKey(*name)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	keys, err := listKeys(cl, t.Serial)
-	if err != nil {
-		return err
-	}
-	k, err := pickKey(keys, *name)
-	if err != nil {
-		return err
-	}
 	sess, err := cl.OpenSession(t.Serial, true)
 	if err != nil {
 		return err
@@ -633,19 +643,11 @@ func keyExport(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, t, err := c.open()
+	cl, t, k, err := c.openKey(*name)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	keys, err := listKeys(cl, t.Serial)
-	if err != nil {
-		return err
-	}
-	k, err := pickKey(keys, *name)
-	if err != nil {
-		return err
-	}
 	switch *format {
 	case "pem":
 		der, err := x509.MarshalPKIXPublicKey(k.Public)
@@ -701,19 +703,11 @@ func sign(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading the data to sign: %w", err)
 	}
-	cl, t, err := c.open()
+	cl, t, k, err := c.openKey(*name)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	keys, err := listKeys(cl, t.Serial)
-	if err != nil {
-		return err
-	}
-	k, err := pickKey(keys, *name)
-	if err != nil {
-		return err
-	}
 	sess, err := cl.OpenSession(t.Serial, false)
 	if err != nil {
 		return err
