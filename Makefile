@@ -7,17 +7,22 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the build and the tests need: cgo and libcrypto for the
 # in-process TPM simulator, swtpm for the software-TPM suite, p11-kit's
 # PKCS#11 header for the module, and the real PKCS#11 consumers the tests
-# drive (OpenSC, GnuTLS, OpenSSL's engine, OpenSSH, SoftHSM2).
+# drive (OpenSC, GnuTLS, OpenSSL's engine, OpenSSH, SoftHSM2), and mingw-w64
+# to cross-build the module as a Windows DLL.
 APT_PACKAGES := gcc libc6-dev pkg-config libssl-dev swtpm swtpm-tools openssl \
 	libp11-kit-dev p11-kit opensc gnutls-bin libengine-pkcs11-openssl softhsm2 \
-	openssh-client openssh-server
+	openssh-client openssh-server gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
 
 MODULE      := bin/libtpmcard-pkcs11.so
+DLL         := bin/tpmcard-pkcs11.dll
+# The Windows DLL: cgo with mingw-w64, p11-kit's header (which packs the
+# PKCS#11 structures for _WIN32).
+WINDOWS_CGO := GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc
 
-.PHONY: all setup build install test lint bench demo clean
+.PHONY: all setup build dll install test lint bench demo clean
 
 all: build
 
@@ -38,6 +43,12 @@ build: setup
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tpmcard ./cmd/tpmcard
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -buildmode=c-shared -o $(MODULE) ./pkcs11shim
 	@rm -f bin/libtpmcard-pkcs11.h
+
+# dll cross-builds the module for 64-bit Windows.
+dll: setup
+	@mkdir -p bin
+	$(WINDOWS_CGO) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -buildmode=c-shared -o $(DLL) ./pkcs11shim
+	@rm -f bin/tpmcard-pkcs11.h
 
 # install puts the CLI in /usr/local/bin and the module where p11-kit finds
 # it, so p11-kit-aware programs see the card without configuration.

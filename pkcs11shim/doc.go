@@ -2,6 +2,12 @@
 //
 //	go build -buildmode=c-shared -o bin/libtpmcard-pkcs11.so ./pkcs11shim
 //
+// and, as a Windows DLL with mingw-w64 and the p11-kit header of the
+// build host (Debian: gcc-mingw-w64-x86-64, libp11-kit-dev),
+//
+//	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc \
+//		go build -buildmode=c-shared -o bin/tpmcard-pkcs11.dll ./pkcs11shim
+//
 // It turns the tpmcard service's socket into PKCS#11 v2.40 tokens, one
 // slot per card, so that OpenSSH, NSS and p11-kit, GnuTLS, OpenSSL's
 // pkcs11 engine and OpenSC tools use a card like a physical one.
@@ -12,7 +18,9 @@
 // v3.0 C_GetInterfaceList/C_GetInterface, offering that v2.40 list as
 // "PKCS 11"); the functions the module does not implement return
 // CKR_FUNCTION_NOT_SUPPORTED there. export.go (cgo) checks every pointer
-// (CKR_ARGUMENTS_BAD), converts the C structures and calls the core: the
+// (CKR_ARGUMENTS_BAD), converts the C structures and calls the core. It
+// reaches the structures' fields only through structs.c, since the
+// Windows headers pack them where cgo cannot see (shim.h). The core is the
 // module type (module.go, slots.go, sessions.go, objects.go, sign.go,
 // keygen.go), which holds the state of one application and has no cgo, so
 // that it is tested from Go against the real service. The
@@ -56,6 +64,7 @@
 // collects up to 512 KiB for the others. C_WaitForSlotEvent blocks on a
 // connection of its own when the service supports events, and answers
 // CKR_FUNCTION_NOT_SUPPORTED until then. C_CreateObject accepts only
-// certificates and passes the service's answer on. Windows needs the
-// packed-structure handling of the PKCS#11 headers and is not built yet.
+// certificates and passes the service's answer on. On Windows the module
+// dials the socket path as an AF_UNIX socket; until the service listens
+// there (its named pipe is to come), slots show no token.
 package main

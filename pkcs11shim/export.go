@@ -1,11 +1,12 @@
-//go:build cgo && !windows
+//go:build cgo
 
 package main
 
 /*
-#cgo pkg-config: p11-kit-1
+#cgo !windows pkg-config: p11-kit-1
+#cgo windows CFLAGS: -I/usr/include/p11-kit-1
 #include <stdlib.h>
-#include <p11-kit/pkcs11.h>
+#include "shim.h"
 */
 import "C"
 
@@ -19,6 +20,18 @@ import (
 // the function list and calls the go* functions below, which check every
 // pointer (CKR_ARGUMENTS_BAD), convert the C structures and call the core.
 // No pointer into C memory outlives the call.
+//
+// The PKCS#11 structures are read and written only by the tpmcard_*
+// functions of structs.c (see shim.h): packed on Windows, their fields are
+// out of cgo's reach. CK_ULONG is C's unsigned long, 64 bits on Unix and
+// 32 on Windows; the core works in uint64, as the wire does in host size
+// (wire.ULongSize), so values from C widen and values to C narrow, where
+// only CK_UNAVAILABLE_INFORMATION (all ones) needs the cut. A handle or
+// slot ID that would not survive it is an error, never another object.
+//
+// The Windows build takes the header from the host's p11-kit
+// (libp11-kit-dev), plain C that packs the structures for _WIN32; with
+// another one, CGO_CFLAGS can name its directory.
 
 // mod is the one module of this process.
 var mod = newModule(dialService)
@@ -68,6 +81,10 @@ func pin(p *C.CK_UTF8CHAR, n C.CK_ULONG) (secret.Secret, bool) {
 	return secret.New(b), true
 }
 
+// fits says whether a handle or slot ID survives the conversion to
+// CK_ULONG.
+func fits(v uint64) bool { return uint64(C.CK_ULONG(v)) == v }
+
 // template converts a CK_ATTRIBUTE array whose values are inputs.
 func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) ([]Attribute, bool) {
 	if n == 0 {
@@ -76,14 +93,14 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) ([]Attribute, bool) {
 	if p == nil || n > maxTemplate {
 		return nil, false
 	}
-	src := unsafe.Slice(p, int(n))
 	t := make([]Attribute, n)
-	for i := range src {
-		v, ok := in((*C.CK_BYTE)(src[i].pValue), src[i].ulValueLen)
+	for i := range t {
+		a := C.tpmcard_attribute(p, C.CK_ULONG(i))
+		v, ok := in((*C.CK_BYTE)(a.value), a.len)
 		if !ok {
 			return nil, false
 		}
-		t[i] = Attribute{Type: uint64(src[i]._type), Value: v}
+		t[i] = Attribute{Type: uint64(a._type), Value: v}
 	}
 	return t, true
 }
@@ -98,14 +115,14 @@ func goInitialize(p C.CK_VOID_PTR) (r C.CK_RV) {
 	if p == nil {
 		return C.CK_RV(mod.Initialize(nil))
 	}
-	a := (*C.CK_C_INITIALIZE_ARGS)(p)
+	a := C.tpmcard_get_init_args(C.CK_C_INITIALIZE_ARGS_PTR(p))
 	return C.CK_RV(mod.Initialize(&initArgs{
-		createMutex:  a.CreateMutex != nil,
-		destroyMutex: a.DestroyMutex != nil,
-		lockMutex:    a.LockMutex != nil,
-		unlockMutex:  a.UnlockMutex != nil,
+		createMutex:  a.createMutex != 0,
+		destroyMutex: a.destroyMutex != 0,
+		lockMutex:    a.lockMutex != 0,
+		unlockMutex:  a.unlockMutex != 0,
 		flags:        uint64(a.flags),
-		reserved:     a.pReserved != nil,
+		reserved:     a.reserved != 0,
 	}))
 }
 
@@ -125,11 +142,12 @@ func goGetInfo(p C.CK_INFO_PTR) (r C.CK_RV) {
 	if p == nil {
 		return C.CK_RV(ckrArgumentsBad)
 	}
-	*p = C.CK_INFO{}
-	p.cryptokiVersion = C.CK_VERSION{major: 2, minor: 40}
-	padC(unsafe.Pointer(&p.manufacturerID[0]), len(p.manufacturerID), info.Manufacturer)
-	padC(unsafe.Pointer(&p.libraryDescription[0]), len(p.libraryDescription), info.Description)
-	p.libraryVersion = C.CK_VERSION{major: C.CK_BYTE(info.Major), minor: C.CK_BYTE(info.Minor)}
+	var c C.tpmcard_info
+	c.cryptokiVersion = C.CK_VERSION{major: 2, minor: 40}
+	padC(unsafe.Pointer(&c.manufacturerID[0]), len(c.manufacturerID), info.Manufacturer)
+	padC(unsafe.Pointer(&c.libraryDescription[0]), len(c.libraryDescription), info.Description)
+	c.libraryVersion = C.CK_VERSION{major: C.CK_BYTE(info.Major), minor: C.CK_BYTE(info.Minor)}
+	C.tpmcard_put_info(p, c)
 	return C.CK_RV(ckrOK)
 }
 
@@ -153,13 +171,18 @@ func goGetSlotList(present C.CK_BBOOL, list C.CK_SLOT_ID_PTR, count C.CK_ULONG_P
 	}
 	ids := ulongs((*C.CK_ULONG)(list), (*C.CK_ULONG)(count))
 	n, rv := mod.GetSlotList(present != 0, ids)
-	*count = C.CK_ULONG(n)
 	if rv == ckrOK && list != nil {
+		for _, id := range ids[:n] {
+			if !fits(id) {
+				return C.CK_RV(ckrGeneralError)
+			}
+		}
 		dst := unsafe.Slice(list, n)
 		for i := range n {
 			dst[i] = C.CK_SLOT_ID(ids[i])
 		}
 	}
+	*count = C.CK_ULONG(n)
 	return C.CK_RV(rv)
 }
 
@@ -176,11 +199,12 @@ func goGetSlotInfo(id C.CK_SLOT_ID, p C.CK_SLOT_INFO_PTR) (r C.CK_RV) {
 	if rv != ckrOK {
 		return C.CK_RV(rv)
 	}
-	*p = C.CK_SLOT_INFO{}
-	padC(unsafe.Pointer(&p.slotDescription[0]), len(p.slotDescription), si.Description)
-	padC(unsafe.Pointer(&p.manufacturerID[0]), len(p.manufacturerID), si.Manufacturer)
-	p.flags = C.CK_FLAGS(si.Flags)
-	p.firmwareVersion = C.CK_VERSION{major: libraryMajor, minor: libraryMinor}
+	var c C.tpmcard_slot_info
+	padC(unsafe.Pointer(&c.slotDescription[0]), len(c.slotDescription), si.Description)
+	padC(unsafe.Pointer(&c.manufacturerID[0]), len(c.manufacturerID), si.Manufacturer)
+	c.flags = C.CK_FLAGS(si.Flags)
+	c.firmwareVersion = C.CK_VERSION{major: libraryMajor, minor: libraryMinor}
+	C.tpmcard_put_slot_info(p, c)
 	return C.CK_RV(ckrOK)
 }
 
@@ -197,24 +221,25 @@ func goGetTokenInfo(id C.CK_SLOT_ID, p C.CK_TOKEN_INFO_PTR) (r C.CK_RV) {
 	if rv != ckrOK {
 		return C.CK_RV(rv)
 	}
-	*p = C.CK_TOKEN_INFO{}
-	padC(unsafe.Pointer(&p.label[0]), len(p.label), ti.Label)
-	padC(unsafe.Pointer(&p.manufacturerID[0]), len(p.manufacturerID), ti.Manufacturer)
-	padC(unsafe.Pointer(&p.model[0]), len(p.model), ti.Model)
-	padC(unsafe.Pointer(&p.serialNumber[0]), len(p.serialNumber), ti.Serial)
-	padC(unsafe.Pointer(&p.utcTime[0]), len(p.utcTime), "")
-	p.flags = C.CK_FLAGS(ti.Flags)
-	p.ulMaxSessionCount = C.CK_ULONG(ti.MaxSessions)
-	p.ulSessionCount = C.CK_ULONG(ti.Sessions)
-	p.ulMaxRwSessionCount = C.CK_ULONG(ti.MaxRW)
-	p.ulRwSessionCount = C.CK_ULONG(ti.RW)
-	p.ulMaxPinLen = C.CK_ULONG(ti.MaxPINLen)
-	p.ulMinPinLen = C.CK_ULONG(ti.MinPINLen)
-	p.ulTotalPublicMemory = C.CK_ULONG(ti.TotalPublic)
-	p.ulFreePublicMemory = C.CK_ULONG(ti.FreePublic)
-	p.ulTotalPrivateMemory = C.CK_ULONG(ti.TotalPriv)
-	p.ulFreePrivateMemory = C.CK_ULONG(ti.FreePriv)
-	p.firmwareVersion = C.CK_VERSION{major: libraryMajor, minor: libraryMinor}
+	var c C.tpmcard_token_info
+	padC(unsafe.Pointer(&c.label[0]), len(c.label), ti.Label)
+	padC(unsafe.Pointer(&c.manufacturerID[0]), len(c.manufacturerID), ti.Manufacturer)
+	padC(unsafe.Pointer(&c.model[0]), len(c.model), ti.Model)
+	padC(unsafe.Pointer(&c.serialNumber[0]), len(c.serialNumber), ti.Serial)
+	padC(unsafe.Pointer(&c.utcTime[0]), len(c.utcTime), "")
+	c.flags = C.CK_FLAGS(ti.Flags)
+	c.ulMaxSessionCount = C.CK_ULONG(ti.MaxSessions)
+	c.ulSessionCount = C.CK_ULONG(ti.Sessions)
+	c.ulMaxRwSessionCount = C.CK_ULONG(ti.MaxRW)
+	c.ulRwSessionCount = C.CK_ULONG(ti.RW)
+	c.ulMaxPinLen = C.CK_ULONG(ti.MaxPINLen)
+	c.ulMinPinLen = C.CK_ULONG(ti.MinPINLen)
+	c.ulTotalPublicMemory = C.CK_ULONG(ti.TotalPublic)
+	c.ulFreePublicMemory = C.CK_ULONG(ti.FreePublic)
+	c.ulTotalPrivateMemory = C.CK_ULONG(ti.TotalPriv)
+	c.ulFreePrivateMemory = C.CK_ULONG(ti.FreePriv)
+	c.firmwareVersion = C.CK_VERSION{major: libraryMajor, minor: libraryMinor}
+	C.tpmcard_put_token_info(p, c)
 	return C.CK_RV(ckrOK)
 }
 
@@ -254,9 +279,11 @@ func goGetMechanismInfo(id C.CK_SLOT_ID, mech C.CK_MECHANISM_TYPE, p C.CK_MECHAN
 	if rv != ckrOK {
 		return C.CK_RV(rv)
 	}
-	p.ulMinKeySize = C.CK_ULONG(mi.MinKeyBits)
-	p.ulMaxKeySize = C.CK_ULONG(mi.MaxKeyBits)
-	p.flags = C.CK_FLAGS(mi.Flags)
+	C.tpmcard_put_mechanism_info(p, C.tpmcard_mechanism_info{
+		ulMinKeySize: C.CK_ULONG(mi.MinKeyBits),
+		ulMaxKeySize: C.CK_ULONG(mi.MaxKeyBits),
+		flags:        C.CK_FLAGS(mi.Flags),
+	})
 	return C.CK_RV(ckrOK)
 }
 
@@ -271,6 +298,9 @@ func goWaitForSlotEvent(flags C.CK_FLAGS, slot C.CK_SLOT_ID_PTR, reserved C.CK_V
 	}
 	id, rv := mod.WaitForSlotEvent(uint64(flags))
 	if rv == ckrOK {
+		if !fits(id) {
+			return C.CK_RV(ckrGeneralError)
+		}
 		*slot = C.CK_SLOT_ID(id)
 	}
 	return C.CK_RV(rv)
@@ -288,6 +318,10 @@ func goOpenSession(id C.CK_SLOT_ID, flags C.CK_FLAGS, app C.CK_VOID_PTR, notify 
 	}
 	h, rv := mod.OpenSession(uint64(id), uint64(flags))
 	if rv == ckrOK {
+		if !fits(h) {
+			mod.CloseSession(h)
+			return C.CK_RV(ckrGeneralError)
+		}
 		*ph = C.CK_SESSION_HANDLE(h)
 	}
 	return C.CK_RV(rv)
@@ -318,10 +352,11 @@ func goGetSessionInfo(h C.CK_SESSION_HANDLE, p C.CK_SESSION_INFO_PTR) (r C.CK_RV
 	if rv != ckrOK {
 		return C.CK_RV(rv)
 	}
-	p.slotID = C.CK_SLOT_ID(si.Slot)
-	p.state = C.CK_STATE(si.State)
-	p.flags = C.CK_FLAGS(si.Flags)
-	p.ulDeviceError = 0
+	C.tpmcard_put_session_info(p, C.tpmcard_session_info{
+		slotID: C.CK_SLOT_ID(si.Slot),
+		state:  C.CK_STATE(si.State),
+		flags:  C.CK_FLAGS(si.Flags),
+	})
 	return C.CK_RV(ckrOK)
 }
 
@@ -397,6 +432,9 @@ func goCreateObject(h C.CK_SESSION_HANDLE, t C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, p
 	}
 	obj, rv := mod.CreateObject(uint64(h), tmpl)
 	if rv == ckrOK {
+		if !fits(obj) {
+			return C.CK_RV(ckrGeneralError)
+		}
 		*ph = C.CK_OBJECT_HANDLE(obj)
 	}
 	return C.CK_RV(rv)
@@ -417,19 +455,16 @@ func goGetAttributeValue(h C.CK_SESSION_HANDLE, obj C.CK_OBJECT_HANDLE, t C.CK_A
 	if t == nil && n > 0 || n > maxTemplate {
 		return C.CK_RV(ckrArgumentsBad)
 	}
-	var src []C.CK_ATTRIBUTE
-	if n > 0 {
-		src = unsafe.Slice(t, int(n))
-	}
-	attrs := make([]Attribute, len(src))
-	for i := range src {
-		attrs[i] = Attribute{Type: uint64(src[i]._type), Value: out((*C.CK_BYTE)(src[i].pValue), src[i].ulValueLen)}
+	attrs := make([]Attribute, n)
+	for i := range attrs {
+		a := C.tpmcard_attribute(t, C.CK_ULONG(i))
+		attrs[i] = Attribute{Type: uint64(a._type), Value: out((*C.CK_BYTE)(a.value), a.len)}
 	}
 	rv := mod.GetAttributeValue(uint64(h), uint64(obj), attrs)
 	switch rv {
 	case ckrOK, ckrAttributeSensitive, ckrAttributeTypeInvalid, ckrBufferTooSmall:
-		for i := range src {
-			src[i].ulValueLen = C.CK_ULONG(attrs[i].Len)
+		for i := range attrs {
+			C.tpmcard_set_attribute_len(t, C.CK_ULONG(i), C.CK_ULONG(attrs[i].Len))
 		}
 	}
 	return C.CK_RV(rv)
@@ -462,6 +497,11 @@ func goFindObjects(h C.CK_SESSION_HANDLE, list C.CK_OBJECT_HANDLE_PTR, max C.CK_
 	if rv != ckrOK {
 		return C.CK_RV(rv)
 	}
+	for _, h := range hs[:n] {
+		if !fits(h) {
+			return C.CK_RV(ckrGeneralError)
+		}
+	}
 	if n > 0 {
 		dst := unsafe.Slice(list, n)
 		for i := range n {
@@ -483,8 +523,9 @@ func mechanism(p C.CK_MECHANISM_PTR) (uint64, []byte, bool) {
 	if p == nil {
 		return 0, nil, false
 	}
-	param, ok := in((*C.CK_BYTE)(p.pParameter), p.ulParameterLen)
-	return uint64(p.mechanism), param, ok
+	m := C.tpmcard_mechanism(p)
+	param, ok := in((*C.CK_BYTE)(m.value), m.len)
+	return uint64(m._type), param, ok
 }
 
 //export goSignInit
@@ -569,6 +610,9 @@ func goGenerateKeyPair(h C.CK_SESSION_HANDLE, m C.CK_MECHANISM_PTR, pubT C.CK_AT
 	}
 	a, b, rv := mod.GenerateKeyPair(uint64(h), mech, param, pub, priv)
 	if rv == ckrOK {
+		if !fits(a) || !fits(b) {
+			return C.CK_RV(ckrGeneralError)
+		}
 		*pubH = C.CK_OBJECT_HANDLE(a)
 		*privH = C.CK_OBJECT_HANDLE(b)
 	}

@@ -1,20 +1,27 @@
-//go:build cgo && !windows
+//go:build cgo
 
 // The PKCS#11 entry points (PKCS#11 v2.40 §5) and the function list. Each
 // implemented function hands its arguments to the go* function of
 // export.go; the others return CKR_FUNCTION_NOT_SUPPORTED.
 
 #include <string.h>
+#include "shim.h"
 #include "_cgo_export.h"
 
-#define EXPORT __attribute__((visibility("default")))
-
-// CK_INTERFACE of PKCS#11 v3.0 §3.5, which this p11-kit header predates.
+// CK_INTERFACE of PKCS#11 v3.0 §3.5, which this p11-kit header predates;
+// packed like the header's structures on Windows.
+#ifdef _WIN32
+#pragma pack(push, 1)
+#endif
 typedef struct tpmcard_interface {
 	CK_CHAR *pInterfaceName;
 	CK_VOID_PTR pFunctionList;
 	CK_FLAGS flags;
 } tpmcard_interface;
+#ifdef _WIN32
+#pragma pack(pop)
+_Static_assert(sizeof(tpmcard_interface) == 2 * sizeof(void *) + sizeof(CK_FLAGS), "CK_INTERFACE is packed");
+#endif
 
 static CK_FUNCTION_LIST function_list;
 static CK_CHAR interface_name[] = "PKCS 11";
