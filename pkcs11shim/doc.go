@@ -48,8 +48,12 @@
 // fork(2) every call answers CKR_CRYPTOKI_NOT_INITIALIZED until the child
 // calls C_Initialize, which starts afresh on a connection of its own and
 // leaves the parent's alone (PKCS#11 v2.40 §5.4, §6.7.7). The Go runtime
-// in a forked child works as long as no other thread of the parent was
-// inside the module at the moment of the fork.
+// promises nothing in a forked child (golang/go#15538): it works when no
+// other thread of the parent was running Go code at the moment of the
+// fork, which is why a fork handler waits out any garbage collection in
+// progress first (shim.c). A fork right after many threads have left the
+// module can still, rarely, leave the child waiting forever at its first
+// call; fork-and-exec, and modules loaded after the fork, are unaffected.
 //
 // # Secrets and logs
 //

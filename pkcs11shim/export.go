@@ -11,6 +11,7 @@ package main
 import "C"
 
 import (
+	"runtime/debug"
 	"unsafe"
 
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
@@ -108,6 +109,14 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) ([]Attribute, bool) {
 func padC(dst unsafe.Pointer, n int, s string) {
 	pad(unsafe.Slice((*byte)(dst), n), s)
 }
+
+// goBeforeFork runs in the thread that is about to fork(2) (shim.c).
+// Turning the collector off waits for a cycle in progress to end, so that
+// the child does not inherit one half done; turning it back on starts
+// none. It costs two short stop-the-worlds per fork.
+//
+//export goBeforeFork
+func goBeforeFork() { debug.SetGCPercent(debug.SetGCPercent(-1)) }
 
 //export goInitialize
 func goInitialize(p C.CK_VOID_PTR) (r C.CK_RV) {

@@ -27,7 +27,28 @@ static CK_FUNCTION_LIST function_list;
 static CK_CHAR interface_name[] = "PKCS 11";
 static tpmcard_interface interface_v2 = { interface_name, &function_list, 0 };
 
+#ifndef _WIN32
+#include <pthread.h>
+
+// A child of fork(2) has only the forking thread; the Go runtime's other
+// threads are gone, with whatever they were doing. A garbage collection
+// in progress at the fork is one casualty: its workers and stop-the-world
+// phases never finish in the child, whose first call into Go can then
+// wait forever for a P. before_fork runs just before every fork
+// of the process and waits for any collection in progress to end (see
+// goBeforeFork). The Go runtime promises nothing about a forked child
+// (golang/go#15538), so this narrows the risk rather than removing it.
+static void before_fork(void) { goBeforeFork(); }
+static void register_fork_handler(void) { pthread_atfork(before_fork, NULL, NULL); }
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+EXPORT CK_RV C_Initialize(CK_VOID_PTR a) {
+	pthread_once(&fork_handler_once, register_fork_handler);
+	return goInitialize(a);
+}
+#else
 EXPORT CK_RV C_Initialize(CK_VOID_PTR a) { return goInitialize(a); }
+#endif
 EXPORT CK_RV C_Finalize(CK_VOID_PTR r) { return goFinalize(r); }
 EXPORT CK_RV C_GetInfo(CK_INFO_PTR i) { return goGetInfo(i); }
 

@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,8 @@ int main(int argc, char **argv) {
 	fflush(stdout);
 	pid_t child = fork();
 	if (child == 0) {
+		// A child that hangs fails the test (SIGALRM) rather than the run.
+		alarm(60);
 		int bad = 0;
 		if (f->C_GetSessionInfo(h, &sinfo) != CKR_CRYPTOKI_NOT_INITIALIZED) {
 			printf("FAIL child: parent's state is visible before C_Initialize\n");
@@ -284,6 +287,8 @@ int main(int argc, char **argv) {
 	}
 	int status = 0;
 	waitpid(child, &status, 0);
+	if (WIFSIGNALED(status))
+		printf("FAIL child: killed by signal %d%s\n", WTERMSIG(status), WTERMSIG(status) == SIGALRM ? " (hung for 60 s)" : "");
 	TRUE_("child exited cleanly", WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK("parent's session after the fork", f->C_GetSessionInfo(hs, &sinfo), CKR_OK);
 	CHECK("sign in the parent after the fork", sign_once(slot, pin, NULL), CKR_OK);
