@@ -4,8 +4,9 @@
 // errors.Is(err, wire.StatusError{Status: wire.PINIncorrect}) or
 // wire.StatusOf(err).
 //
-// A Client may be used from several goroutines; requests are serialized on
-// its one connection. The connection is one PKCS#11 application to the
+// A Client may be used from several goroutines; their requests are
+// pipelined on its one connection (see wire.Conn), which the service
+// answers in order. The connection is one PKCS#11 application to the
 // service: its logins end when it is closed.
 package client
 

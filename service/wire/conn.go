@@ -23,10 +23,14 @@ var (
 
 // Conn sends and receives messages over a stream, one frame per message.
 //
-// Send may be called from several goroutines. Call serialises whole
-// request/reply exchanges, so several goroutines may share one client Conn
-// (a blocking WaitEvent holds it, though; give that its own connection).
-// Recv and RecvMsg must not run concurrently with each other or with Call.
+// Send may be called from several goroutines, and so may Call: calls
+// are pipelined, each writing its request as soon as no other write is
+// under way and reading its reply once the calls sent before it have read
+// theirs, since a connection's requests are answered one at a time, in
+// order. A goroutine's request thus reaches the service while an earlier
+// one is being handled. (A blocking WaitEvent delays every call behind
+// it: give it a connection of its own.) Recv and RecvMsg must not run
+// concurrently with each other or with Call.
 type Conn struct {
 	// Trace, when set, sees every message sent ("send") and received
 	// ("recv"). It must not retain msg. Secret fields print as
@@ -40,7 +44,12 @@ type Conn struct {
 
 	rw      io.ReadWriter
 	writeMu sync.Mutex
-	callMu  sync.Mutex
+
+	// readers holds the calls whose requests are written and whose replies
+	// are not yet read, in the order they were written. The first reads;
+	// each of the others waits for its channel to close.
+	readersMu sync.Mutex
+	readers   []chan struct{}
 }
 
 // NewConn returns a Conn over rw (typically a net.Conn). Deadlines are the
@@ -58,6 +67,18 @@ func (c *Conn) Close() error {
 // Send encodes msg and writes it as one frame of type t. The encoded bytes
 // are cleared after the write.
 func (c *Conn) Send(t Type, msg any) error {
+	b, err := c.frame(t, msg)
+	defer clear(b)
+	if err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.write(t, b)
+}
+
+// frame encodes msg as a frame of type t. The caller clears it.
+func (c *Conn) frame(t Type, msg any) ([]byte, error) {
 	if c.Trace != nil {
 		c.Trace("send", t, msg)
 	}
@@ -65,19 +86,20 @@ func (c *Conn) Send(t Type, msg any) error {
 	buf.Write(make([]byte, headerLen+1))
 	err := marshalTo(&buf, msg)
 	b := buf.Bytes()
-	defer clear(b)
 	if err != nil {
-		return err
+		return b, err
 	}
 	n := len(b) - headerLen
 	if n > MaxFrame {
-		return fmt.Errorf("writing %v frame of %d bytes: %w", t, n, ErrFrameTooLarge)
+		return b, fmt.Errorf("writing %v frame of %d bytes: %w", t, n, ErrFrameTooLarge)
 	}
 	binary.BigEndian.PutUint32(b, uint32(n))
 	b[headerLen] = byte(t)
+	return b, nil
+}
 
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
+// write writes an encoded frame; the caller holds writeMu.
+func (c *Conn) write(t Type, b []byte) error {
 	if _, err := c.rw.Write(b); err != nil {
 		return fmt.Errorf("writing %v frame: %w", t, err)
 	}
@@ -170,11 +192,27 @@ func (c *Conn) Call(req, resp any) error {
 		}
 	}
 
-	c.callMu.Lock()
-	defer c.callMu.Unlock()
-	if err := c.Send(rt, req); err != nil {
+	b, err := c.frame(rt, req)
+	defer clear(b)
+	if err != nil {
 		return err
 	}
+	turn := make(chan struct{})
+	c.writeMu.Lock()
+	if err := c.write(rt, b); err != nil {
+		c.writeMu.Unlock()
+		return err
+	}
+	c.readersMu.Lock()
+	first := len(c.readers) == 0
+	c.readers = append(c.readers, turn)
+	c.readersMu.Unlock()
+	c.writeMu.Unlock()
+
+	if !first {
+		<-turn
+	}
+	defer c.nextReader()
 	for {
 		t, body, err := c.Recv()
 		if err != nil {
@@ -185,6 +223,17 @@ func (c *Conn) Call(req, resp any) error {
 		if err != errProgress {
 			return err
 		}
+	}
+}
+
+// nextReader ends the current reader's turn and starts the next one's.
+func (c *Conn) nextReader() {
+	c.readersMu.Lock()
+	defer c.readersMu.Unlock()
+	c.readers[0] = nil
+	c.readers = c.readers[1:]
+	if len(c.readers) > 0 {
+		close(c.readers[0])
 	}
 }
 

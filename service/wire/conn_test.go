@@ -380,3 +380,68 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCallsArePipelined: a second call's request reaches the server while
+// the first is still unanswered, and each call gets its own reply though
+// the server holds both before answering.
+func TestCallsArePipelined(t *testing.T) {
+	client, server := pipe(t)
+	first := make(chan error, 1)
+	go func() {
+		var r Random
+		err := client.Call(&GenerateRandom{N: 1}, &r)
+		if err == nil && (len(r.Bytes) != 1 || r.Bytes[0] != 1) {
+			err = fmt.Errorf("first call got %v", r.Bytes)
+		}
+		first <- err
+	}()
+	if _, msg, err := server.RecvMsg(); err != nil || msg.(*GenerateRandom).N != 1 {
+		t.Fatalf("first request: %v %v", msg, err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		var r Random
+		err := client.Call(&GenerateRandom{N: 2}, &r)
+		if err == nil && (len(r.Bytes) != 1 || r.Bytes[0] != 2) {
+			err = fmt.Errorf("second call got %v", r.Bytes)
+		}
+		second <- err
+	}()
+	// net.Pipe is unbuffered: this read returns only if the second call
+	// wrote its request while the first waits for its reply.
+	if _, msg, err := server.RecvMsg(); err != nil || msg.(*GenerateRandom).N != 2 {
+		t.Fatalf("second request: %v %v", msg, err)
+	}
+	for _, n := range []byte{1, 2} {
+		if err := server.SendMsg(&Random{Bytes: []byte{n}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-first; err != nil {
+		t.Error(err)
+	}
+	if err := <-second; err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPipelinedCallsFailTogether: when the stream ends, every call
+// waiting for a reply fails, none hangs.
+func TestPipelinedCallsFailTogether(t *testing.T) {
+	a, b := net.Pipe()
+	client, server := NewConn(a), NewConn(b)
+	errs := make(chan error, 3)
+	for i := 1; i <= 3; i++ {
+		go func() { errs <- client.Call(&GenerateRandom{N: i}, &Random{}) }()
+		if _, _, err := server.RecvMsg(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	for range 3 {
+		if err := <-errs; err == nil {
+			t.Error("a call succeeded on a closed stream")
+		}
+	}
+	a.Close()
+}
