@@ -42,9 +42,11 @@
 //
 // # Threads and fork
 //
-// Every entry point may be called from any thread; a mutex serializes the
-// state (CKF_OS_LOCKING_OK is accepted; mutex callbacks without it get
-// CKR_CANT_LOCK). C_Initialize records the process id: in a child of
+// Every entry point may be called from any thread; a first-come,
+// first-served mutex serializes the state (CKF_OS_LOCKING_OK is accepted;
+// mutex callbacks without it get CKR_CANT_LOCK). C_Sign and C_SignFinal
+// let go of it while the TPM signs, so that with several sessions at work
+// the next request is already at the service when a signature is done. C_Initialize records the process id: in a child of
 // fork(2) every call answers CKR_CRYPTOKI_NOT_INITIALIZED until the child
 // calls C_Initialize, which starts afresh on a connection of its own and
 // leaves the parent's alone (PKCS#11 v2.40 §5.4, §6.7.7). The Go runtime

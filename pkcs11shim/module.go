@@ -34,9 +34,11 @@ const maxSignData = 512 << 10
 const maxRandomChunk = 4096
 
 // module is the state of one PKCS#11 application: everything between
-// C_Initialize and C_Finalize. Every method takes mu for its whole run
-// (requests on the one connection are serial anyway), except the blocking
-// wait of C_WaitForSlotEvent.
+// C_Initialize and C_Finalize. Every method takes mu for its whole run,
+// except the blocking wait of C_WaitForSlotEvent and a signature's
+// request to the service: C_Sign and C_SignFinal let go of mu while the
+// TPM signs, so that other sessions' requests follow theirs down the
+// connection (wire.Conn pipelines calls) instead of waiting for the lock.
 type module struct {
 	mu       fairMutex
 	inited   bool
@@ -278,6 +280,27 @@ func (m *module) lost(why error) {
 	for _, s := range m.slots {
 		s.present = false
 	}
+}
+
+// connID names a connection of one C_Initialize; see unlocked.
+type connID struct{ instance, gen uint64 }
+
+// unlocked runs call, a request on the current connection, without mu,
+// which the caller holds, and returns with mu held again. It maps the
+// error as result does, except that a connection dropped or replaced
+// meanwhile (by another thread's failure, C_Finalize, a reconnection)
+// is not dropped again: the call gets gone.
+func (m *module) unlocked(gone rv, call func() error) rv {
+	c := connID{m.instance, m.gen}
+	m.mu.Unlock()
+	err := call()
+	m.mu.Lock()
+	if err != nil && (connID{m.instance, m.gen}) != c {
+		if !isStatusError(err) || wire.StatusOf(err) == wire.ServiceStopping {
+			return gone
+		}
+	}
+	return m.result(err, gone)
 }
 
 // result maps a Backend error to a CK_RV, dropping the connection when it

@@ -126,23 +126,29 @@ func (m *module) Sign(h uint64, data, out []byte) (int, rv) {
 	} else if len(data) > maxSignData {
 		return 0, ckrDataLenRange
 	}
-	sig, err := b.Sign(s.wireID, op.key, mech, op.param, data)
-	if err != nil {
-		return 0, m.signFailed(op, err)
+	return m.sign(b, s.wireID, op, mech, data, out)
+}
+
+// sign asks the service for a signature, without mu while the TPM signs
+// (see unlocked), and copies it to out. A key that is gone leaves the
+// length cache.
+func (m *module) sign(b Backend, session uint32, op *signOp, mech uint32, data, out []byte) (int, rv) {
+	var sig []byte
+	r := m.unlocked(ckrDeviceRemoved, func() (err error) {
+		sig, err = b.Sign(session, op.key, mech, op.param, data)
+		return err
+	})
+	if r != ckrOK {
+		r = keyRV(r)
+		if r == ckrKeyHandleInvalid {
+			delete(m.lengths, lengthKey{op.key, op.mech})
+		}
+		return 0, r
 	}
 	if len(sig) > len(out) {
 		return len(sig), ckrFunctionFailed
 	}
 	return copy(out, sig), ckrOK
-}
-
-// signFailed maps a failed signature; a key that is gone leaves the cache.
-func (m *module) signFailed(op *signOp, err error) rv {
-	r := keyRV(m.result(err, ckrDeviceRemoved))
-	if r == ckrKeyHandleInvalid {
-		delete(m.lengths, lengthKey{op.key, op.mech})
-	}
-	return r
 }
 
 // SignUpdate is C_SignUpdate: a hashing mechanism hashes here, another
@@ -196,12 +202,5 @@ func (m *module) SignFinal(h uint64, out []byte) (int, rv) {
 		mech = dm.raw
 		data = append(bytes.Clone(dm.prefix), hh.Sum(nil)...)
 	}
-	sig, err := b.Sign(s.wireID, op.key, mech, op.param, data)
-	if err != nil {
-		return 0, m.signFailed(op, err)
-	}
-	if len(sig) > len(out) {
-		return len(sig), ckrFunctionFailed
-	}
-	return copy(out, sig), ckrOK
+	return m.sign(b, s.wireID, op, mech, data, out)
 }
