@@ -32,12 +32,11 @@ static tpmcard_interface interface_v2 = { interface_name, &function_list, 0 };
 
 // A child of fork(2) has only the forking thread; the Go runtime's other
 // threads are gone, with whatever they were doing. A garbage collection
-// in progress at the fork is one casualty: its workers and stop-the-world
-// phases never finish in the child, whose first call into Go can then
-// wait forever for a P. before_fork runs just before every fork
-// of the process and waits for any collection in progress to end (see
-// goBeforeFork). The Go runtime promises nothing about a forked child
-// (golang/go#15538), so this narrows the risk rather than removing it.
+// in progress at the fork would be one casualty: its workers and
+// stop-the-world phases never finish in the child. before_fork runs just
+// before every fork of the process and waits for any collection in
+// progress to end (see goBeforeFork). The runtime promises nothing about
+// a forked child (golang/go#15538); doc.go says what remains.
 static void before_fork(void) { goBeforeFork(); }
 static void register_fork_handler(void) { pthread_atfork(before_fork, NULL, NULL); }
 static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
