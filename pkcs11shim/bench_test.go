@@ -5,6 +5,7 @@ package main
 import (
 	"crypto"
 	"crypto/sha256"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -27,7 +28,15 @@ import (
 // testdata/bench.c), through the socket API (service/client) and straight
 // through tpmcard, on the simulator and on swtpm, with 1 and 4 sessions.
 // The module rows also report C_Initialize-to-first-signature and C_Login.
+// The softhsm rows run the same C program against SoftHSM2, which signs
+// in software: what a PKCS#11 module costs with no TPM behind it.
 func BenchmarkSign(b *testing.B) {
+	b.Run("softhsm", func(b *testing.B) {
+		lib := softHSM(b)
+		for _, sessions := range []int{1, 4} {
+			b.Run("sessions="+strconv.Itoa(sessions), func(b *testing.B) { runBench(b, lib, sessions) })
+		}
+	})
 	for _, backend := range []string{"sim", "swtpm"} {
 		b.Run(backend, func(b *testing.B) {
 			var tpm transport.TPM
@@ -54,8 +63,43 @@ var benchBin struct {
 	out  []byte
 }
 
-func benchModule(b *testing.B, sessions int) {
-	lib := buildModule(b)
+func benchModule(b *testing.B, sessions int) { runBench(b, buildModule(b), sessions) }
+
+// softHSM returns SoftHSM2's module with a token holding one ECDSA P-256
+// key, whose user PIN is testPIN.
+func softHSM(b *testing.B) string {
+	const lib = "/usr/lib/softhsm/libsofthsm2.so"
+	if _, err := os.Stat(lib); err != nil {
+		b.Skip("SoftHSM2 is not installed (Debian package softhsm2)")
+	}
+	tool, err := exec.LookPath("pkcs11-tool")
+	if err != nil {
+		b.Skip("pkcs11-tool is not installed (Debian package opensc)")
+	}
+	dir := b.TempDir()
+	conf := filepath.Join(dir, "softhsm2.conf")
+	if err := os.Mkdir(filepath.Join(dir, "tokens"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("SOFTHSM2_CONF", conf)
+	for _, args := range [][]string{
+		{"softhsm2-util", "--init-token", "--free", "--label", "bench", "--pin", testPIN, "--so-pin", testPUK},
+		{tool, "--module", lib, "--token-label", "bench", "--login", "--pin", testPIN,
+			"--keypairgen", "--key-type", "EC:prime256v1", "--label", "bench key", "--id", "01"},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	return lib
+}
+
+// runBench runs testdata/bench.c against a PKCS#11 module.
+func runBench(b *testing.B, lib string, sessions int) {
+	buildModule(b) // makes buildDir, which holds the program too
 	benchBin.once.Do(func() {
 		benchBin.path = filepath.Join(buildDir, "bench")
 		cf, err := exec.Command("pkg-config", "--cflags", "p11-kit-1").Output()

@@ -67,9 +67,22 @@ int main(int argc, char **argv) {
 
 	// Cold start: C_Initialize to the first signature.
 	double t0 = now_us();
-	MUST(f->C_Initialize(NULL));
-	CK_ULONG n = 1;
-	MUST(f->C_GetSlotList(CK_TRUE, &slot, &n));
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK}; // several threads
+	MUST(f->C_Initialize(&args));
+	// The first slot with an initialized token (SoftHSM2 adds an empty one).
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16;
+	MUST(f->C_GetSlotList(CK_TRUE, slots, &n));
+	for (CK_ULONG i = 0;; i++) {
+		CK_TOKEN_INFO ti;
+		if (i == n)
+			return 3;
+		MUST(f->C_GetTokenInfo(slots[i], &ti));
+		if (ti.flags & CKF_TOKEN_INITIALIZED) {
+			slot = slots[i];
+			break;
+		}
+	}
 	CK_SESSION_HANDLE h;
 	MUST(f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h));
 	MUST(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)));
@@ -92,6 +105,11 @@ int main(int argc, char **argv) {
 	}
 	qsort(logins, LOGINS, sizeof logins[0], cmp);
 	printf("login_us %.0f\n", logins[LOGINS / 2]);
+
+	// A module may renumber private objects at each login (SoftHSM2 does).
+	MUST(f->C_FindObjectsInit(h, tmpl, 1));
+	MUST(f->C_FindObjects(h, &key, 1, &n));
+	MUST(f->C_FindObjectsFinal(h));
 
 	per_thread = (total + threads - 1) / threads;
 	total = per_thread * threads;
