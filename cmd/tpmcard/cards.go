@@ -543,13 +543,16 @@ func keyGenerate(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	vals, err := cl.GetAttributes(sess, pubHandle, p11.CKAID)
+	if err != nil {
+		return err
+	}
 	keys, err := listKeys(cl, t.Serial)
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		vals, err := cl.GetAttributes(sess, pubHandle, p11.CKAID)
-		if err == nil && len(vals) == 1 && hex.EncodeToString(vals[0].Value) == k.ID {
+		if len(vals) == 1 && hex.EncodeToString(vals[0].Value) == k.ID {
 			if c.json {
 				return printJSON(e.stdout, k)
 			}

@@ -485,19 +485,11 @@ func certRequest(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, t, err := r.c.open()
+	cl, t, k, err := r.c.openKey(r.key)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	keys, err := listKeys(cl, t.Serial)
-	if err != nil {
-		return err
-	}
-	k, err := pickKey(keys, r.key)
-	if err != nil {
-		return err
-	}
 	return r.run(e, cl, t, k)
 }
 
@@ -939,19 +931,11 @@ func certSelfSign(e *env, args []string) error {
 	if r.rf.sha1 {
 		return fmt.Errorf("%w: --sha1-insecure applies to requests only", errUsage)
 	}
-	cl, t, err := r.c.open()
+	cl, t, k, err := r.c.openKey(r.key)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	keys, err := listKeys(cl, t.Serial)
-	if err != nil {
-		return err
-	}
-	k, err := pickKey(keys, r.key)
-	if err != nil {
-		return err
-	}
 	c, err := r.rf.build(e, k.Public)
 	if err != nil {
 		return err
