@@ -38,6 +38,20 @@ func newApprover() (*approver, error) {
 	return &approver{key: key, pub: pub, name: name.Buffer}, nil
 }
 
+// p256ECDSAParms are the parameters of an ECC P-256 key whose scheme is
+// fixed to ECDSA with SHA-256.
+func p256ECDSAParms() tpm2.TPMUPublicParms {
+	return tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+		Scheme: tpm2.TPMTECCScheme{
+			Scheme:  tpm2.TPMAlgECDSA,
+			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+		},
+		CurveID: tpm2.TPMECCNistP256,
+		KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+	})
+}
+
 // p256Public is the public area under which an ECDSA P-256 verification
 // key is loaded (LoadExternal) and named: the approval key's, an
 // administrator's.
@@ -48,15 +62,7 @@ func p256Public(x, y []byte) tpm2.TPMTPublic {
 		ObjectAttributes: tpm2.TPMAObject{
 			SignEncrypt: true,
 		},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
+		Parameters: p256ECDSAParms(),
 		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
 			X: tpm2.TPM2BECCParameter{Buffer: x},
 			Y: tpm2.TPM2BECCParameter{Buffer: y},
