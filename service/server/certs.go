@@ -52,24 +52,8 @@ func (c *conn) findCerts(serial string, template []wire.Attribute, out *wire.Obj
 }
 
 func certMatches(ci tpmcard.CertInfo, template []wire.Attribute) bool {
-	for _, a := range template {
-		v, st := certAttribute(ci, a.Type)
-		if st != wire.OK {
-			return false
-		}
-		if isBool(a.Type) || a.Type == p11.CKATrusted {
-			want, ok1 := wire.ParseBool(a.Value)
-			have, ok2 := wire.ParseBool(v)
-			if !ok1 || !ok2 || want != have {
-				return false
-			}
-			continue
-		}
-		if !bytes.Equal(v, a.Value) {
-			return false
-		}
-	}
-	return true
+	boolean := func(t uint32) bool { return isBool(t) || t == p11.CKATrusted }
+	return templateMatches(template, boolean, func(t uint32) ([]byte, wire.Status) { return certAttribute(ci, t) })
 }
 
 func (c *conn) certAttributes(r objRef, types []uint32) (any, error) {

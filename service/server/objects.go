@@ -153,12 +153,19 @@ func (c *conn) getAttributes(m *wire.GetAttributes) (any, error) {
 // value (PKCS#11 v2.40 §5.8, C_FindObjectsInit). CK_BBOOL values compare by
 // truth, so a template's 0xff matches CK_TRUE.
 func matches(kind objKind, k tpmcard.KeyInfo, template []wire.Attribute) bool {
+	return templateMatches(template, isBool, func(t uint32) ([]byte, wire.Status) { return attribute(kind, k, t) })
+}
+
+// templateMatches says whether an object, whose attribute values get
+// returns, has every attribute of the template: booleans (per boolean)
+// compared as values, the rest byte for byte.
+func templateMatches(template []wire.Attribute, boolean func(uint32) bool, get func(uint32) ([]byte, wire.Status)) bool {
 	for _, a := range template {
-		v, st := attribute(kind, k, a.Type)
+		v, st := get(a.Type)
 		if st != wire.OK {
 			return false
 		}
-		if isBool(a.Type) {
+		if boolean(a.Type) {
 			want, ok1 := wire.ParseBool(a.Value)
 			have, ok2 := wire.ParseBool(v)
 			if !ok1 || !ok2 || want != have {
