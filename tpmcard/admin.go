@@ -169,11 +169,5 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 	if err != nil {
 		return fmt.Errorf("resetting the PIN counter (the new PIN is set; a new challenge finishes the unblock): %w", busy(err))
 	}
-	m.logoutLocked(serial)
-	c := r.clone()
-	c.MustChange = true
-	if err := m.saveRecord(c); err != nil {
-		return fmt.Errorf("card unblocked, but recording it failed: %w", err)
-	}
-	return nil
+	return m.unblocked(serial, r)
 }

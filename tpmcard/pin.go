@@ -254,6 +254,12 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	if err := m.resetPIN(r, pukAuth, r.PINName); err != nil {
 		return err
 	}
+	return m.unblocked(serial, r)
+}
+
+// unblocked ends the card's logins after an unblock and records that the
+// new PIN must be changed before the card signs.
+func (m *Manager) unblocked(serial string, r *record) error {
 	m.logoutLocked(serial)
 	c := r.clone()
 	c.MustChange = true
