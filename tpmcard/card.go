@@ -39,6 +39,48 @@ type CreateOptions struct {
 	AdminKey *ecdsa.PublicKey
 	// NoPUK leaves the PUK out: only the admin key can unblock the card.
 	NoPUK bool
+	// Owner is the user (and optionally group) the card belongs to. The
+	// service lets only them and administrators see and use the card; nil
+	// leaves the card to administrators alone.
+	Owner *Owner
+}
+
+// Owner is who a card belongs to: a uid and, optionally, a gid whose
+// members share it.
+type Owner struct {
+	UID uint32  `json:"uid"`
+	GID *uint32 `json:"gid,omitempty"`
+}
+
+// Allows reports whether a process with uid and supplementary groups
+// (primary group included) is the card's owner or in its group.
+func (o *Owner) Allows(uid uint32, groups []uint32) bool {
+	if o == nil {
+		return false
+	}
+	if o.UID == uid {
+		return true
+	}
+	if o.GID != nil {
+		for _, g := range groups {
+			if g == *o.GID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (o *Owner) clone() *Owner {
+	if o == nil {
+		return nil
+	}
+	c := &Owner{UID: o.UID}
+	if o.GID != nil {
+		g := *o.GID
+		c.GID = &g
+	}
+	return c
 }
 
 // Created is the result of Create. PUK is set only when it was generated;
@@ -59,6 +101,7 @@ type CardInfo struct {
 	MustChange bool
 	HasPUK     bool
 	AdminKey   *ecdsa.PublicKey // nil without an admin key
+	Owner      *Owner           // nil: administrators only
 	Keys       []KeyInfo
 }
 
@@ -143,6 +186,7 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 		MustChange: mustChange,
 		NoPUK:      opts.NoPUK,
 		AdminKey:   adminPub,
+		Owner:      opts.Owner.clone(),
 	}
 	if rec.Label == "" {
 		rec.Label = "tpmcard " + rec.Serial[:8]
@@ -568,7 +612,7 @@ func (r *record) info() CardInfo {
 	ci := CardInfo{
 		Serial: r.Serial, Label: r.Label, Created: r.Created, Policy: r.Policy,
 		PINTries: int(r.PINLimit), PUKTries: int(r.PUKLimit), MustChange: r.MustChange,
-		HasPUK: !r.NoPUK, AdminKey: r.adminPublicKey(),
+		HasPUK: !r.NoPUK, AdminKey: r.adminPublicKey(), Owner: r.Owner.clone(),
 	}
 	for i := range r.Keys {
 		ki, _, err := r.keyInfo(r.Keys[i].ID)
@@ -651,6 +695,18 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 	// Blocked: nothing can unblock it any more.
 	st.Blocked = st.PINLocked && (r.NoPUK || st.PUKLocked) && r.AdminKey == nil
 	return st, nil
+}
+
+// SetOwner gives a card to another owner (nil: administrators only).
+func (m *Manager) SetOwner(serial string, o *Owner) error {
+	r, err := m.lockCard(serial)
+	if err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	c := r.clone()
+	c.Owner = o.clone()
+	return m.saveRecord(c)
 }
 
 // Destroy undefines the card's NV indices and removes its record and key

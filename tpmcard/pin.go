@@ -1,6 +1,7 @@
 package tpmcard
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
@@ -40,12 +41,26 @@ func (m *Manager) Login(serial string, pin secret.Secret) error {
 		closer()
 		wipe(auth)
 		m.sig.dirty = true
-		return m.pinError(r, err)
+		err = m.pinError(r, err)
+		if isPINFailure(err) {
+			// A failed VERIFY drops a physical card's verified state: a
+			// wrong PIN ends the card's login, so that a logged-in
+			// signer's PIN proofs cannot keep resetting the counter
+			// between someone else's guesses.
+			m.logoutLocked(serial)
+		}
+		return err
 	}
 	m.logoutLocked(serial)
 	m.sig.armedFor = serial
 	m.logins[serial] = &login{auth: auth, sess: hs, close: closer, used: m.tick()}
 	return nil
+}
+
+// isPINFailure reports whether err says the PIN was wrong or is locked.
+func isPINFailure(err error) bool {
+	var pe *PINError
+	return errors.As(err, &pe) || errors.Is(err, ErrPINLocked) || errors.Is(err, ErrCardBlocked)
 }
 
 // Logout forgets the card's PIN proof. Logging out of a card that is not

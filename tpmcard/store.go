@@ -35,6 +35,7 @@ type record struct {
 	Pending    bool         `json:"pending,omitempty"`   // Create has not finished
 	NoPUK      bool         `json:"no_puk,omitempty"`    // unblocked by the admin key alone
 	AdminKey   []byte       `json:"admin_key,omitempty"` // TPMT_PUBLIC of the administrator's P-256 key
+	Owner      *Owner       `json:"owner,omitempty"`     // who may use the card besides administrators
 	Approval   approval     `json:"approval"`
 	Keys       []keyRecord  `json:"keys"`
 	Certs      []certRecord `json:"certs,omitempty"`
