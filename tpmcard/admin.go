@@ -125,7 +125,7 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 	}
 	defer flush(m.tpm, admin.ObjectHandle)
 	ref := adminkey.PolicyRef(adminkey.Unblock, serial)
-	newAuth := authValue("pin", newPIN)
+	newAuth := r.authValue("pin", newPIN)
 	defer wipe(newAuth)
 
 	// One signature, two commands: PolicySigned in the challenge's session

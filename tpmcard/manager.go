@@ -300,6 +300,9 @@ func (m *Manager) policySession() (tpm2.Session, func() error, error) {
 	return s, closer, err
 }
 
+// authValue is the authValue of a PIN or PUK of this card.
+func (r *record) authValue(kind string, s []byte) []byte { return authValue(kind, s) }
+
 // authValue turns a PIN or PUK into the index's authValue. NV authValues
 // are at most one digest long (Part 3 §31.7), PINs up to 127 characters, so
 // every secret is hashed with a label that keeps PINs and PUKs apart. The

@@ -19,7 +19,7 @@ func (m *Manager) Login(serial string, pin secret.Secret) error {
 		return err
 	}
 	defer m.mu.Unlock()
-	auth := authValue("pin", pin)
+	auth := r.authValue("pin", pin)
 	hs, closer, err := m.saltedHMAC(auth)
 	if err != nil {
 		wipe(auth)
@@ -182,7 +182,7 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 	if r.MustChange && newPIN.Equal(oldPIN) {
 		return &PolicyError{Reason: "the new PIN must differ from the current one"}
 	}
-	oldAuth, newAuth := authValue("pin", oldPIN), authValue("pin", newPIN)
+	oldAuth, newAuth := r.authValue("pin", oldPIN), r.authValue("pin", newPIN)
 	defer wipe(oldAuth)
 	err = m.changeAuth(tpm2.TPMHandle(r.PINIndex), r.PINName, newAuth, m.pinBranches(r), func(h tpm2.TPMHandle) error {
 		if err := m.secretStep(h, tpm2.TPMHandle(r.PINIndex), r.PINName, oldAuth); err != nil {
@@ -230,7 +230,7 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 	if err := (PINPolicy{MinLength: 8, MaxLength: MaxPINLength}).Check(newPUK); err != nil {
 		return fmt.Errorf("PUK: %w", err)
 	}
-	oldAuth, newAuth := authValue("puk", oldPUK), authValue("puk", newPUK)
+	oldAuth, newAuth := r.authValue("puk", oldPUK), r.authValue("puk", newPUK)
 	defer wipe(oldAuth)
 	defer wipe(newAuth)
 	return m.changeAuth(tpm2.TPMHandle(r.PUKIndex), r.PUKName, newAuth, pukBranches(approvalName(r)), func(h tpm2.TPMHandle) error {
@@ -255,7 +255,7 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	if err := r.Policy.Check(newPIN); err != nil {
 		return err
 	}
-	pukAuth, newAuth := authValue("puk", puk), authValue("pin", newPIN)
+	pukAuth, newAuth := r.authValue("puk", puk), r.authValue("pin", newPIN)
 	defer wipe(pukAuth)
 	defer wipe(newAuth)
 	// New PIN first, counter second: if the second step is cut short the
