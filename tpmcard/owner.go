@@ -117,4 +117,3 @@ func (m *Manager) isUnwrittenOf(rsp *tpm2.NVReadPublicResponse, name []byte) boo
 	p.Attributes.Written = true
 	return string(nvName(*p)) == string(name)
 }
-
