@@ -21,19 +21,25 @@ var (
 // DefaultChallengeValidity is how long an unblock challenge may be answered.
 const DefaultChallengeValidity = 10 * time.Minute
 
-// challenge is a pending administrator's unblock: a policy session whose
-// nonce the administrator signs, saved out of the TPM's session slots.
+// challenge is a pending administrator's unblock: two policy sessions
+// whose nonces the administrator signs, one for the new PIN and one for the
+// counter reset, saved out of the TPM's session slots.
 type challenge struct {
-	c        *adminkey.Challenge
-	sess     tpm2.Session // the session object: it tracks the nonces
-	context  tpm2.TPMSContext
-	deadline time.Time
+	c          *adminkey.Challenge
+	set, reset savedSession
+	deadline   time.Time
+}
+
+// savedSession is a policy session context-saved out of the TPM.
+type savedSession struct {
+	sess    tpm2.Session // the session object: it tracks the nonces
+	context tpm2.TPMSContext
 }
 
 // AdminChallenge opens an unblock challenge for a card with an admin key.
-// The TPM keeps the policy session (saved, so it holds no session slot)
-// until the response arrives or validity passes; a new challenge for the
-// same card replaces the old one.
+// The TPM keeps the two policy sessions (saved, so they hold no session
+// slot) until the response arrives or validity passes; a new challenge for
+// the same card replaces the old one.
 func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*adminkey.Challenge, error) {
 	if validity == 0 {
 		validity = DefaultChallengeValidity
@@ -53,27 +59,53 @@ func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*admink
 	m.dropChallenge(serial)
 	for other, ch := range m.challenges {
 		if time.Now().After(ch.deadline) {
-			m.dropChallenge(other) // expired: free its TPM session
+			m.dropChallenge(other) // expired: free its TPM sessions
 		}
 	}
+	set, err := m.savedPolicySession()
+	if err != nil {
+		return nil, err
+	}
+	reset, err := m.savedPolicySession()
+	if err != nil {
+		flush(m.tpm, set.sess.Handle())
+		return nil, err
+	}
+	c := &adminkey.Challenge{
+		Op: adminkey.Unblock, Serial: serial, Validity: validity,
+		SetNonce: set.sess.NonceTPM().Buffer, ResetNonce: reset.sess.NonceTPM().Buffer,
+		PINLimit: uint8(r.PINLimit), PINName: r.PINName,
+	}
+	if m.challenges == nil {
+		m.challenges = map[string]*challenge{}
+	}
+	m.challenges[serial] = &challenge{c: c, set: set, reset: reset, deadline: time.Now().Add(validity)}
+	return c, nil
+}
+
+// savedPolicySession starts a policy session and saves it out of the TPM.
+func (m *Manager) savedPolicySession() (savedSession, error) {
 	s, closer, err := m.policySession()
 	if err != nil {
-		return nil, busy(err)
+		return savedSession{}, busy(err)
 	}
 	saved, err := tpm2.ContextSave{SaveHandle: s.Handle()}.Execute(m.tpm)
 	if err != nil {
 		closer()
-		return nil, busy(err)
+		return savedSession{}, busy(err)
 	}
-	c := &adminkey.Challenge{Op: adminkey.Unblock, Serial: serial, Nonce: s.NonceTPM().Buffer, Validity: validity}
-	if m.challenges == nil {
-		m.challenges = map[string]*challenge{}
-	}
-	m.challenges[serial] = &challenge{c: c, sess: s, context: saved.Context, deadline: time.Now().Add(validity)}
-	return c, nil
+	return savedSession{sess: s, context: saved.Context}, nil
 }
 
-// dropChallenge forgets a pending challenge and flushes its session.
+// load brings a saved session back into the TPM, making room for it.
+func (m *Manager) loadSession(s savedSession) error {
+	return m.withRoom(func() error {
+		_, err := tpm2.ContextLoad{Context: s.context}.Execute(m.tpm)
+		return err
+	})
+}
+
+// dropChallenge forgets a pending challenge and flushes its sessions.
 func (m *Manager) dropChallenge(serial string) {
 	ch := m.challenges[serial]
 	if ch == nil {
@@ -81,15 +113,18 @@ func (m *Manager) dropChallenge(serial string) {
 	}
 	delete(m.challenges, serial)
 	// A saved session is flushed by its handle, loaded or not.
-	flush(m.tpm, ch.sess.Handle())
+	flush(m.tpm, ch.set.sess.Handle())
+	flush(m.tpm, ch.reset.sess.Handle())
 }
 
 // AdminUnblock answers a pending challenge: the TPM checks the
-// administrator's signature (PolicySigned), then the card gets newPIN,
-// marked "must change", and its counter is reset through the ticket the
-// signature earned (PolicyTicket). The challenge is used up either way.
+// administrator's first signature (PolicySigned) and the card gets newPIN,
+// marked "must change"; it checks the second, bound to the one NV_Write
+// of {0, pinLimit}, and the counter is reset. Each signature is good once,
+// in its own session: nothing a bus observer sees can be used again. The
+// challenge is used up either way.
 func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Secret) error {
-	sig, err := adminkey.ParseResponse(response)
+	resp, err := adminkey.ParseResponse(response)
 	if err != nil {
 		return err
 	}
@@ -116,37 +151,35 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 	if err != nil {
 		return fmt.Errorf("reading the card's admin key: %w", err)
 	}
-	if _, err := (tpm2.ContextLoad{Context: ch.context}).Execute(m.tpm); err != nil {
-		return fmt.Errorf("restoring the challenge's session: %w", busy(err))
+	// The TPM checks both signatures; checking them here first means a
+	// half-right response changes nothing (on the reference TPM a new PIN
+	// alone already clears the counter).
+	if !adminkey.Verify(r.adminPublicKey(), ch.c, resp) {
+		return ErrBadResponse
 	}
-	admin, err := tpm2.LoadExternal{InPublic: tpm2.New2B(*pub), Hierarchy: tpm2.TPMRHOwner}.Execute(m.tpm)
+	for _, s := range []savedSession{ch.set, ch.reset} {
+		if err := m.loadSession(s); err != nil {
+			return fmt.Errorf("restoring the challenge's session: %w", busy(err))
+		}
+	}
+	var admin *tpm2.LoadExternalResponse
+	err = m.withRoom(func() (err error) {
+		admin, err = tpm2.LoadExternal{InPublic: tpm2.New2B(*pub), Hierarchy: tpm2.TPMRHOwner}.Execute(m.tpm)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("loading the admin key: %w", busy(err))
 	}
 	defer flush(m.tpm, admin.ObjectHandle)
-	ref := adminkey.PolicyRef(adminkey.Unblock, serial)
-	newAuth := r.authValue("pin", newPIN)
-	defer wipe(newAuth)
-
-	// One signature, two commands: PolicySigned in the challenge's session
-	// authorizes the new PIN and returns a ticket, PolicyTicket in a
-	// second session authorizes the counter reset.
-	var signed *tpm2.PolicySignedResponse
-	err = m.changeAuthIn(ch.sess, tpm2.TPMHandle(r.PINIndex), r.PINName, newAuth, m.pinBranches(r), func(h tpm2.TPMHandle) error {
-		signed, err = tpm2.PolicySigned{
+	signed := func(s tpm2.Session, nonce, cpHash, ref, sig []byte) error {
+		_, err := tpm2.PolicySigned{
 			AuthObject:    tpm2.NamedHandle{Handle: admin.ObjectHandle, Name: admin.Name},
-			PolicySession: h,
-			NonceTPM:      tpm2.TPM2BNonce{Buffer: ch.c.Nonce},
+			PolicySession: s.Handle(),
+			NonceTPM:      tpm2.TPM2BNonce{Buffer: nonce},
+			CPHashA:       tpm2.TPM2BDigest{Buffer: cpHash},
 			PolicyRef:     tpm2.TPM2BNonce{Buffer: ref},
 			Expiration:    ch.c.Expiration(),
-			Auth: tpm2.TPMTSignature{
-				SigAlg: tpm2.TPMAlgECDSA,
-				Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA, &tpm2.TPMSSignatureECC{
-					Hash:       tpm2.TPMAlgSHA256,
-					SignatureR: tpm2.TPM2BECCParameter{Buffer: sig[:32]},
-					SignatureS: tpm2.TPM2BECCParameter{Buffer: sig[32:]},
-				}),
-			},
+			Auth:          ecdsaSignature(sig),
 		}.Execute(m.tpm)
 		switch {
 		case isTPM(err, tpm2.TPMRCExpired):
@@ -155,16 +188,23 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 			return ErrBadResponse
 		}
 		return err
+	}
+	newAuth := r.authValue("pin", newPIN)
+	defer wipe(newAuth)
+
+	// New PIN first, counter second, as with the PUK.
+	err = m.changeAuthIn(ch.set.sess, tpm2.TPMHandle(r.PINIndex), r.PINName, newAuth, m.pinBranches(r), func(h tpm2.TPMHandle) error {
+		return signed(ch.set.sess, ch.c.SetNonce, nil, adminkey.SetPINRef(serial), resp.SetSig)
 	})
 	if err != nil {
 		return err
 	}
-	err = m.policyWrite(tpm2.TPMHandle(r.PINIndex), r.PINName, pinData{0, r.PINLimit}, m.pinBranches(r),
-		func(h tpm2.TPMHandle) error {
-			if _, err := (tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}).Execute(m.tpm); err != nil {
+	err = m.policyWriteIn(ch.reset.sess, tpm2.TPMHandle(r.PINIndex), r.PINName, pinData{0, r.PINLimit}, m.pinBranches(r),
+		func(s tpm2.Session) error {
+			if _, err := (tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVWrite}).Execute(m.tpm); err != nil {
 				return err
 			}
-			return policyTicket(m.tpm, h, signed, ref, admin.Name.Buffer)
+			return signed(s, ch.c.ResetNonce, ch.c.ResetCpHash(), adminkey.ResetRef(serial), resp.ResetSig)
 		})
 	if err != nil {
 		return fmt.Errorf("resetting the PIN counter (the new PIN is set; a new challenge finishes the unblock): %w", busy(err))

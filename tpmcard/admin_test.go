@@ -132,7 +132,11 @@ func TestAdminUnblockRefusals(t *testing.T) {
 			return c
 		}
 
-		refused("no challenge", respond(t, admin, &adminkey.Challenge{Op: adminkey.Unblock, Serial: serial, Nonce: make([]byte, 16), Validity: time.Minute}), ErrNoChallenge)
+		rec := m.records[serial]
+		refused("no challenge", respond(t, admin, &adminkey.Challenge{
+			Op: adminkey.Unblock, Serial: serial, SetNonce: make([]byte, 16), ResetNonce: []byte("0123456789abcdef"),
+			Validity: time.Minute, PINLimit: uint8(rec.PINLimit), PINName: rec.PINName,
+		}), ErrNoChallenge)
 
 		c := challenge()
 		refused("another key", respond(t, adminKey(t), c), ErrBadResponse)
@@ -144,29 +148,32 @@ func TestAdminUnblockRefusals(t *testing.T) {
 		}
 		refused("the response to another card's challenge", respond(t, admin, oc), ErrBadResponse)
 
+		// The two signatures in each other's place.
 		c = challenge()
-		forged := *c
-		forged.Op = 2 // another operation's policyRef
-		h := sha256.New()
-		h.Write(c.Nonce)
-		h.Write([]byte{0xff, 0xff, 0xfd, 0xa8}) // -600
-		h.Write(adminkey.PolicyRef(2, serial))
-		resp, err := adminkey.SignDigest(admin, h.Sum(nil))
+		good, err := adminkey.ParseResponse(respond(t, admin, c))
 		if err != nil {
 			t.Fatal(err)
 		}
-		refused("a response for another operation", resp, ErrBadResponse)
+		refused("the two signatures swapped", adminkey.EncodeResponse(adminkey.Response{SetSig: good.ResetSig, ResetSig: good.SetSig}), ErrBadResponse)
+
+		// A response that would reset the card to another limit: the
+		// new-PIN half is genuine, the reset half is bound to a write of
+		// {0, 200}, and the TPM refuses it for the card's write of {0, 3}.
+		c = challenge()
+		forged := *c
+		forged.PINLimit = 200
+		refused("a reset to another limit", respond(t, admin, &forged), ErrBadResponse)
 
 		// A replayed response: the first one unblocks, the same again does not.
 		c = challenge()
-		good := respond(t, admin, c)
-		if err := m.AdminUnblock(serial, good, pin); err != nil {
+		once := respond(t, admin, c)
+		if err := m.AdminUnblock(serial, once, pin); err != nil {
 			t.Fatal(err)
 		}
 		lockPIN2(t, m, serial, pin)
-		refused("a replayed response (no challenge)", good, ErrNoChallenge)
+		refused("a replayed response (no challenge)", once, ErrNoChallenge)
 		challenge()
-		refused("a replayed response (new challenge)", good, ErrBadResponse)
+		refused("a replayed response (new challenge)", once, ErrBadResponse)
 
 		// After expiry: the service's own clock, then the TPM's alone.
 		c, err = m.AdminChallenge(serial, time.Second)
@@ -231,14 +238,19 @@ func TestAttackAdminBranch(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer flush(b.TPM, loaded.ObjectHandle)
-			c := &adminkey.Challenge{Op: adminkey.Unblock, Serial: serial, Nonce: s.NonceTPM().Buffer, Validity: time.Minute}
-			sig, _ := adminkey.ParseResponse(respond(t, admin, c))
+			ref := adminkey.ResetRef(serial)
+			if cc == tpm2.TPMCCNVChangeAuth {
+				ref = adminkey.SetPINRef(serial)
+			}
+			nonce := s.NonceTPM().Buffer
+			sig, err := adminkey.SignDigest(admin, policySignedDigest(nonce, 0, nil, ref))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := (tpm2.PolicySigned{
 				AuthObject: tpm2.NamedHandle{Handle: loaded.ObjectHandle, Name: loaded.Name}, PolicySession: s.Handle(),
-				NonceTPM: tpm2.TPM2BNonce{Buffer: c.Nonce}, PolicyRef: tpm2.TPM2BNonce{Buffer: adminkey.PolicyRef(adminkey.Unblock, serial)},
-				Expiration: c.Expiration(),
-				Auth: tpm2.TPMTSignature{SigAlg: tpm2.TPMAlgECDSA, Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA,
-					&tpm2.TPMSSignatureECC{Hash: tpm2.TPMAlgSHA256, SignatureR: tpm2.TPM2BECCParameter{Buffer: sig[:32]}, SignatureS: tpm2.TPM2BECCParameter{Buffer: sig[32:]}})},
+				NonceTPM: tpm2.TPM2BNonce{Buffer: nonce}, PolicyRef: tpm2.TPM2BNonce{Buffer: ref},
+				Auth: ecdsaSignature(sig),
 			}).Execute(b.TPM); err != nil {
 				t.Fatalf("PolicySigned: %v", err)
 			}

@@ -1,9 +1,8 @@
 package tpmcard
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
@@ -11,33 +10,93 @@ import (
 )
 
 // approval is the public half of a card's one-time approval key and the
-// two signatures it made before its private half was discarded.
+// two policies it approved before the TPM forgot it.
 type approval struct {
 	Public []byte `json:"public"`  // TPMT_PUBLIC of the ECC P-256 key
 	PINSig []byte `json:"pin_sig"` // r||s over approvalDigest(approvedChange(I), refPINChange)
 	PUKSig []byte `json:"puk_sig"` // r||s over approvalDigest(approvedChange(U), refPUKChange)
 }
 
-// approver holds a fresh approval key during provisioning only.
+// approver is a card's approval key while the card is provisioned: an ECC
+// P-256 signing key the TPM generates as a child of a primary key in the
+// null hierarchy. Its private half exists only inside the TPM: the blob
+// TPM2_CreateLoaded returns crosses the bus encrypted (the response's first
+// parameter, under a salted session) and is wiped from memory at once; it
+// was sealed to a parent that the next TPM reset makes unrecoverable. Once
+// flushed, nothing anywhere can sign with it again: not this program, not
+// whoever holds the disk, a memory image, the bus trace or the owner's
+// authorization.
 type approver struct {
-	key  *ecdsa.PrivateKey
-	pub  tpm2.TPMTPublic
-	name []byte
+	m      *Manager
+	handle tpm2.TPMHandle
+	pub    tpm2.TPMTPublic
+	name   []byte
 }
 
-func newApprover() (*approver, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating approval key: %w", err)
+// approvalTemplate is the approval key's template. It is also the public
+// area the key is loaded under later (LoadExternal), to check the
+// approvals it made.
+func approvalTemplate() tpm2.TPMTPublic {
+	return tpm2.TPMTPublic{
+		Type:    tpm2.TPMAlgECC,
+		NameAlg: tpm2.TPMAlgSHA256,
+		ObjectAttributes: tpm2.TPMAObject{
+			FixedTPM:            true,
+			FixedParent:         true,
+			SensitiveDataOrigin: true,
+			UserWithAuth:        true,
+			NoDA:                true,
+			SignEncrypt:         true,
+		},
+		Parameters: p256ECDSAParms(),
+		Unique:     tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
 	}
-	pub := p256Public(key.X.FillBytes(make([]byte, 32)), key.Y.FillBytes(make([]byte, 32)))
-	name, err := tpm2.ObjectName(&pub)
-	if err != nil {
-		return nil, err
-	}
-	return &approver{key: key, pub: pub, name: name.Buffer}, nil
 }
 
+// newApprover has the TPM generate a fresh approval key.
+func (m *Manager) newApprover() (*approver, error) {
+	var parent *tpm2.CreatePrimaryResponse
+	err := m.withRoom(func() (err error) {
+		parent, err = tpm2.CreatePrimary{
+			PrimaryHandle: tpm2.TPMRHNull,
+			InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
+		}.Execute(m.tpm)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the approval key's parent: %w", busy(err))
+	}
+	defer flush(m.tpm, parent.ObjectHandle)
+	enc, encClose, err := m.saltedHMAC(nil, tpm2.AESEncryption(128, tpm2.EncryptOut))
+	if err != nil {
+		return nil, fmt.Errorf("opening session: %w", busy(err))
+	}
+	defer encClose()
+	capture := &lastResponse{TPM: m.tpm}
+	tmpl := approvalTemplate()
+	var rsp *tpm2.CreateLoadedResponse
+	err = m.withRoom(func() (err error) {
+		rsp, err = tpm2.CreateLoaded{
+			ParentHandle: tpm2.AuthHandle{Handle: parent.ObjectHandle, Name: parent.Name, Auth: tpm2.PasswordAuth(nil)},
+			InPublic:     tpm2.New2BTemplate(&tmpl),
+		}.Execute(capture, enc)
+		return err
+	})
+	if err != nil {
+		capture.wipe()
+		return nil, fmt.Errorf("creating the approval key: %w", busy(err))
+	}
+	// The sealed private part is of no use to anyone: wipe both copies
+	// (the response, decrypted in place, and the one unmarshalled from it).
+	wipe(rsp.OutPrivate.Buffer)
+	capture.wipe()
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		flush(m.tpm, rsp.ObjectHandle)
+		return nil, fmt.Errorf("reading the approval key: %w", err)
+	}
+	return &approver{m: m, handle: rsp.ObjectHandle, pub: *pub, name: rsp.Name.Buffer}, nil
+}
 // p256ECDSAParms are the parameters of an ECC P-256 key whose scheme is
 // fixed to ECDSA with SHA-256.
 func p256ECDSAParms() tpm2.TPMUPublicParms {
@@ -70,17 +129,98 @@ func p256Public(x, y []byte) tpm2.TPMTPublic {
 	}
 }
 
-func (a *approver) sign(policy []byte, ref string) ([]byte, error) {
-	r, s, err := ecdsa.Sign(rand.Reader, a.key, approvalDigest(policy, ref))
+// sign has the TPM sign digest with the approval key.
+func (a *approver) sign(digest []byte) ([]byte, error) {
+	rsp, err := tpm2.Sign{
+		KeyHandle:  tpm2.AuthHandle{Handle: a.handle, Name: tpm2.TPM2BName{Buffer: a.name}, Auth: tpm2.PasswordAuth(nil)},
+		Digest:     tpm2.TPM2BDigest{Buffer: digest},
+		InScheme:   tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgECDSA, Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA256})},
+		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
+	}.Execute(a.m.tpm)
+	if err != nil {
+		return nil, fmt.Errorf("signing approval: %w", busy(err))
+	}
+	ecc, err := rsp.Signature.Signature.ECDSA()
 	if err != nil {
 		return nil, fmt.Errorf("signing approval: %w", err)
 	}
-	return append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...), nil
+	out := make([]byte, 64)
+	copy(out[32-len(ecc.SignatureR.Buffer):32], ecc.SignatureR.Buffer)
+	copy(out[64-len(ecc.SignatureS.Buffer):], ecc.SignatureS.Buffer)
+	return out, nil
 }
 
-// discard drops the private key, which was never written anywhere: once
-// collected, nothing can approve another policy.
-func (a *approver) discard() { a.key = nil }
+// approve signs a policy for PolicyAuthorize (Part 3 §23.16).
+func (a *approver) approve(policy []byte, ref string) ([]byte, error) {
+	return a.sign(approvalDigest(policy, ref))
+}
+
+// provisionStep runs the provisioning branch of an index's policy in a
+// policy session: PolicySigned by the approval key over the session's
+// nonceTPM, with no expiration and no ticket (Part 3 §23.3). The signature
+// is good in that session once; a copy of it is worth nothing.
+func (a *approver) provisionStep(sess tpm2.Session) error {
+	nonce := sess.NonceTPM().Buffer
+	sig, err := a.sign(policySignedDigest(nonce, 0, nil, []byte(refProvision)))
+	if err != nil {
+		return err
+	}
+	_, err = tpm2.PolicySigned{
+		AuthObject:    tpm2.NamedHandle{Handle: a.handle, Name: tpm2.TPM2BName{Buffer: a.name}},
+		PolicySession: sess.Handle(),
+		NonceTPM:      tpm2.TPM2BNonce{Buffer: nonce},
+		PolicyRef:     tpm2.TPM2BNonce{Buffer: []byte(refProvision)},
+		Auth:          ecdsaSignature(sig),
+	}.Execute(a.m.tpm)
+	return err
+}
+
+// discard flushes the approval key: the TPM forgets it, and nothing
+// can approve another policy for the card.
+func (a *approver) discard() {
+	if a.handle != 0 {
+		flush(a.m.tpm, a.handle)
+		a.handle = 0
+	}
+}
+
+// policySignedDigest is aHash = H(nonceTPM || expiration || cpHashA ||
+// policyRef), what a PolicySigned signature covers (Part 3 §23.3).
+func policySignedDigest(nonce []byte, expiration int32, cpHash, ref []byte) []byte {
+	h := sha256.New()
+	h.Write(nonce)
+	_ = binary.Write(h, binary.BigEndian, expiration)
+	h.Write(cpHash)
+	h.Write(ref)
+	return h.Sum(nil)
+}
+
+// ecdsaSignature wraps r||s as an ECDSA-SHA256 TPMT_SIGNATURE.
+func ecdsaSignature(sig []byte) tpm2.TPMTSignature {
+	return tpm2.TPMTSignature{
+		SigAlg: tpm2.TPMAlgECDSA,
+		Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA, &tpm2.TPMSSignatureECC{
+			Hash:       tpm2.TPMAlgSHA256,
+			SignatureR: tpm2.TPM2BECCParameter{Buffer: sig[:32]},
+			SignatureS: tpm2.TPM2BECCParameter{Buffer: sig[32:]},
+		}),
+	}
+}
+
+// lastResponse keeps the last response a command got, so that a response
+// carrying a secret can be wiped once read.
+type lastResponse struct {
+	transport.TPM
+	rsp []byte
+}
+
+func (l *lastResponse) Send(cmd []byte) ([]byte, error) {
+	rsp, err := l.TPM.Send(cmd)
+	l.rsp = rsp
+	return rsp, err
+}
+
+func (l *lastResponse) wipe() { wipe(l.rsp) }
 
 // authorize runs PolicyAuthorize for an approved policy in sess: the TPM
 // checks the stored signature (LoadExternal + VerifySignature) and issues
@@ -102,14 +242,7 @@ func authorize(t transport.TPM, sess tpm2.TPMHandle, a approval, policy []byte, 
 	v, err := tpm2.VerifySignature{
 		KeyHandle: tpm2.NamedHandle{Handle: loaded.ObjectHandle, Name: loaded.Name},
 		Digest:    tpm2.TPM2BDigest{Buffer: digest},
-		Signature: tpm2.TPMTSignature{
-			SigAlg: tpm2.TPMAlgECDSA,
-			Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA, &tpm2.TPMSSignatureECC{
-				Hash:       tpm2.TPMAlgSHA256,
-				SignatureR: tpm2.TPM2BECCParameter{Buffer: sig[:32]},
-				SignatureS: tpm2.TPM2BECCParameter{Buffer: sig[32:]},
-			}),
-		},
+		Signature: ecdsaSignature(sig),
 	}.Execute(t)
 	if err != nil {
 		return fmt.Errorf("verifying approval: %w", err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
-	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
 )
 
@@ -241,7 +240,7 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	ap, err := newApprover()
+	ap, err := m.newApprover()
 	if err != nil {
 		return err
 	}
@@ -271,10 +270,12 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		}
 	}()
 
-	firstWrite := func(h tpm2.TPMHandle) error {
-		_, err := tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}.Execute(m.tpm)
+	// The first writes go through the provisioning branch: the approval
+	// key signs each session's nonce.
+	provision := func(s tpm2.Session) error {
+		_, err := tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVWrite}.Execute(m.tpm)
 		if err == nil {
-			_, err = tpm2.PolicyNVWritten{PolicySession: h, WrittenSet: false}.Execute(m.tpm)
+			err = ap.provisionStep(s)
 		}
 		return err
 	}
@@ -283,7 +284,7 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		if err := m.defineIndex(pukUnwritten, pukAuth); err != nil {
 			return err
 		}
-		err = m.policyWrite(hs[0], nvName(pukUnwritten), pinData{0, rec.PUKLimit}, pukBranches(ap.name), firstWrite)
+		err = m.policyWrite(hs[0], nvName(pukUnwritten), pinData{0, rec.PUKLimit}, pukBranches(ap.name), provision)
 		if err != nil {
 			return fmt.Errorf("initializing PUK: %w", busy(err))
 		}
@@ -295,7 +296,7 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		return err
 	}
 	if rec.NoPUK {
-		err = m.policyWrite(hs[1], nvName(pinUnwritten), pinData{0, rec.PINLimit}, m.pinBranches(rec), firstWrite)
+		err = m.policyWrite(hs[1], nvName(pinUnwritten), pinData{0, rec.PINLimit}, m.pinBranches(rec), provision)
 		if err != nil {
 			err = fmt.Errorf("initializing PIN: %w", busy(err))
 		}
@@ -309,13 +310,13 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 		return err
 	}
 
-	// Both names are final: approve the two change policies, then forget
-	// the approval key.
-	if rec.Approval.PINSig, err = ap.sign(approvedChange(rec.PINName), refPINChange); err != nil {
+	// Both names are final: approve the two change policies; the deferred
+	// discard then has the TPM forget the approval key.
+	if rec.Approval.PINSig, err = ap.approve(approvedChange(rec.PINName), refPINChange); err != nil {
 		return err
 	}
 	if !rec.NoPUK {
-		if rec.Approval.PUKSig, err = ap.sign(approvedChange(rec.PUKName), refPUKChange); err != nil {
+		if rec.Approval.PUKSig, err = ap.approve(approvedChange(rec.PUKName), refPUKChange); err != nil {
 			return err
 		}
 	}
@@ -347,19 +348,24 @@ func (m *Manager) recoverPending() error {
 
 // policyWrite writes data to an index through the branch that steps runs,
 // closing with the index's PolicyOR.
-func (m *Manager) policyWrite(h tpm2.TPMHandle, name []byte, data pinData, branches [][]byte, steps func(tpm2.TPMHandle) error) error {
+func (m *Manager) policyWrite(h tpm2.TPMHandle, name []byte, data pinData, branches [][]byte, steps func(tpm2.Session) error) error {
 	s, closer, err := m.policySession()
 	if err != nil {
 		return err
 	}
 	defer closer()
-	if err := steps(s.Handle()); err != nil {
+	return m.policyWriteIn(s, h, name, data, branches, steps)
+}
+
+// policyWriteIn is policyWrite in a policy session the caller owns.
+func (m *Manager) policyWriteIn(s tpm2.Session, h tpm2.TPMHandle, name []byte, data pinData, branches [][]byte, steps func(tpm2.Session) error) error {
+	if err := steps(s); err != nil {
 		return err
 	}
 	if _, err := (tpm2.PolicyOr{PolicySession: s.Handle(), PHashList: digestList(branches)}).Execute(m.tpm); err != nil {
 		return err
 	}
-	_, err = tpm2.NVWrite{
+	_, err := tpm2.NVWrite{
 		AuthHandle: tpm2.AuthHandle{Handle: h, Name: tpm2.TPM2BName{Buffer: name}, Auth: s},
 		NVIndex:    tpm2.NamedHandle{Handle: h, Name: tpm2.TPM2BName{Buffer: name}},
 		Data:       tpm2.TPM2BMaxNVBuffer{Buffer: data.bytes()},
@@ -387,11 +393,11 @@ func (m *Manager) secretStep(policy tpm2.TPMHandle, index tpm2.TPMHandle, name [
 // first write at provisioning, and the counter reset of an unblock.
 func (m *Manager) resetPIN(rec *record, pukAuth, pinName []byte) error {
 	err := m.policyWrite(tpm2.TPMHandle(rec.PINIndex), pinName, pinData{0, rec.PINLimit}, m.pinBranches(rec),
-		func(h tpm2.TPMHandle) error {
-			if _, err := (tpm2.PolicyCommandCode{PolicySession: h, Code: tpm2.TPMCCNVWrite}).Execute(m.tpm); err != nil {
+		func(s tpm2.Session) error {
+			if _, err := (tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVWrite}).Execute(m.tpm); err != nil {
 				return err
 			}
-			return m.secretStep(h, tpm2.TPMHandle(rec.PUKIndex), rec.PUKName, pukAuth)
+			return m.secretStep(s.Handle(), tpm2.TPMHandle(rec.PUKIndex), rec.PUKName, pukAuth)
 		})
 	return m.pukError(rec, err)
 }
@@ -401,7 +407,7 @@ func (m *Manager) pinBranches(rec *record) [][]byte {
 	if rec.AdminKey != nil {
 		adminName = publicName(rec.AdminKey)
 	}
-	return pinBranches(approvalName(rec), rec.PUKName, adminName, adminkey.PolicyRef(adminkey.Unblock, rec.Serial))
+	return pinBranches(approvalName(rec), rec.PUKName, adminName, rec.Serial)
 }
 
 // publicName is the TPM Name of a marshalled TPMT_PUBLIC, nil if it does

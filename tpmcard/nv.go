@@ -213,20 +213,6 @@ func policyRestart(t transport.TPM, sess tpm2.TPMHandle) error {
 	return err
 }
 
-// policyTicket runs TPM2_PolicyTicket (Part 3 §23.5), also missing from
-// go-tpm v0.9.8: it satisfies a PolicySigned assertion in another session
-// with the ticket PolicySigned returned.
-func policyTicket(t transport.TPM, sess tpm2.TPMHandle, signed *tpm2.PolicySignedResponse, policyRef, authName []byte) error {
-	var params []byte
-	params = append(params, tpm2.Marshal(signed.Timeout)...)
-	params = append(params, tpm2.Marshal(tpm2.TPM2BDigest{})...) // cpHashA
-	params = append(params, tpm2.Marshal(tpm2.TPM2BNonce{Buffer: policyRef})...)
-	params = append(params, tpm2.Marshal(tpm2.TPM2BName{Buffer: authName})...)
-	params = append(params, tpm2.Marshal(signed.PolicyTicket)...)
-	_, err := sendNoAuth(t, tpm2.TPMCCPolicyTicket, sess, params)
-	return err
-}
-
 // sendNoAuth sends a command with one handle and no authorization area and
 // returns the response parameters.
 func sendNoAuth(t transport.TPM, cc tpm2.TPMCC, h tpm2.TPMHandle, params []byte) ([]byte, error) {

@@ -5,28 +5,44 @@ import (
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 )
 
 // The policies of a card, all SHA-256 (TPM 2.0 Part 1 §19.7, Part 3 §23).
 //
-// PUK index U:  PolicyOR{ firstWrite, approved(refPUKChange) }
+// PUK index U:  PolicyOR{ provision, approved(refPUKChange) }
 // PIN index I:  PolicyOR{ resetByPUK, setByPUK,        (cards with a PUK)
-//                         firstWrite,                   (cards without one)
+//                         provision,                    (cards without one)
 //                         approved(refPINChange),
 //                         adminSet, adminReset }        (cards with an admin key)
 // each key:     PolicySecret(I)
 //
-//	firstWrite    PolicyCommandCode(NV_Write) + PolicyNvWritten(NO): only the
-//	              first write of U, dead once U is written
+//	provision     PolicyCommandCode(NV_Write) + PolicySigned(approval key,
+//	              "tpmcard provision"): the first write, signed by the card's
+//	              approval key over the session's nonce; nobody can satisfy
+//	              it once the TPM has forgotten that key
 //	resetByPUK    PolicyCommandCode(NV_Write) + PolicySecret(U): unblock
 //	setByPUK      PolicyCommandCode(NV_ChangeAuth) + PolicySecret(U): new PIN
 //	adminSet      PolicyCommandCode(NV_ChangeAuth) + PolicySigned(admin key,
-//	              "tpmcard unblock SERIAL"): a new PIN, signed for offline
-//	adminReset    PolicyCommandCode(NV_Write) + the same PolicySigned: the
-//	              counter reset, through the ticket of the first
+//	              "tpmcard unblock-pin SERIAL"): a new PIN, signed offline
+//	adminReset    PolicyCommandCode(NV_Write) + PolicySigned(admin key,
+//	              "tpmcard unblock-reset SERIAL"): the counter reset, in a
+//	              second session with its own nonce and a signature bound to
+//	              the one NV_Write of {0, pinLimit} (cpHashA)
 //	approved(ref) PolicyAuthorize(approval key, ref), where the approval key
-//	              signed exactly one policy per index, then was discarded:
-//	              PolicyCommandCode(NV_ChangeAuth) + PolicySecret(index itself).
+//	              signed exactly one policy per index before the TPM forgot
+//	              it: PolicyCommandCode(NV_ChangeAuth) + PolicySecret(index
+//	              itself).
+//
+// Why no branch may make an index WRITTEN without a secret or the approval
+// key: an NV index's Name covers only its public area, WRITTEN bit included.
+// Whoever holds the owner's authorization (empty by default) can undefine a
+// card's indices and define look-alikes with the same attributes and
+// policy; if some branch anyone can satisfy (say PolicyNvWritten(NO)) then
+// writes them, they get the very Names the card's keys are bound to, and
+// the keys sign with a PIN of their choice. Every way to WRITTEN here needs
+// the PUK (whose own first write needs the approval key), the admin key, or
+// the approval key, which exists only while the card is made.
 //
 // Why PolicyAuthorize instead of PolicyCommandCode(NV_ChangeAuth) +
 // PolicyAuthValue: the TPM checks pinCount < pinLimit only when an index's
@@ -35,20 +51,20 @@ import (
 // anyone with TPM access keep guessing a locked PIN through NV_ChangeAuth,
 // and a right guess would reset the counter. PolicySecret of the index itself
 // cannot appear in the index's own policy (its Name covers the policy), so
-// a one-time key approves that policy at provisioning and is then destroyed:
-// no one, not even this program, can approve another.
+// the approval key approves that policy at provisioning.
 //
 // No branch may authorize anything without proving a secret first: the
 // TPM 2.0 reference implementation sets a PIN_FAIL index's pinCount to 0
 // after any successful authorization of the index, policy sessions
-// included, not only after a use of its authValue. A "read the counter"
-// policy branch would reset the count for anyone. Counters are read with
-// the owner's authorization instead (OWNERREAD), which authorizes the
-// owner, not the index, and leaves the count alone.
+// included, not only after a use of its authValue (libtpms does not). A
+// "read the counter" policy branch would reset the count for anyone.
+// Counters are read with the owner's authorization instead (OWNERREAD),
+// which authorizes the owner, not the index, and leaves the count alone.
 
 const (
 	refPINChange = "tpmcard pin change"
 	refPUKChange = "tpmcard puk change"
+	refProvision = "tpmcard provision"
 )
 
 type policyCalc struct{ pc *tpm2.PolicyCalculator }
@@ -73,11 +89,6 @@ func (c policyCalc) secret(name []byte) policyCalc {
 
 func (c policyCalc) signed(keyName, ref []byte) policyCalc {
 	must(tpm2.PolicySigned{AuthObject: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: keyName}}, PolicyRef: tpm2.TPM2BNonce{Buffer: ref}}.Update(c.pc))
-	return c
-}
-
-func (c policyCalc) nvWritten(written bool) policyCalc {
-	must(tpm2.PolicyNVWritten{WrittenSet: tpm2.TPMIYesNo(written)}.Update(c.pc))
 	return c
 }
 
@@ -113,27 +124,31 @@ func digestList(branches [][]byte) tpm2.TPMLDigest {
 // pukBranches lists U's PolicyOR branches in order.
 func pukBranches(approvalName []byte) [][]byte {
 	return [][]byte{
-		newCalc().cc(tpm2.TPMCCNVWrite).nvWritten(false).digest(),
+		provisionBranch(approvalName),
 		newCalc().authorize(approvalName, refPUKChange).digest(),
 	}
 }
 
+func provisionBranch(approvalName []byte) []byte {
+	return newCalc().cc(tpm2.TPMCCNVWrite).signed(approvalName, []byte(refProvision)).digest()
+}
+
 // pinBranches lists I's PolicyOR branches in order. pukName is nil for a
 // card without a PUK, adminName for a card without an admin key.
-func pinBranches(approvalName, pukName, adminName, adminRef []byte) [][]byte {
+func pinBranches(approvalName, pukName, adminName []byte, serial string) [][]byte {
 	var b [][]byte
 	if pukName != nil {
 		b = append(b,
 			newCalc().cc(tpm2.TPMCCNVWrite).secret(pukName).digest(),
 			newCalc().cc(tpm2.TPMCCNVChangeAuth).secret(pukName).digest())
 	} else {
-		b = append(b, newCalc().cc(tpm2.TPMCCNVWrite).nvWritten(false).digest())
+		b = append(b, provisionBranch(approvalName))
 	}
 	b = append(b, newCalc().authorize(approvalName, refPINChange).digest())
 	if adminName != nil {
 		b = append(b,
-			newCalc().cc(tpm2.TPMCCNVChangeAuth).signed(adminName, adminRef).digest(),
-			newCalc().cc(tpm2.TPMCCNVWrite).signed(adminName, adminRef).digest())
+			newCalc().cc(tpm2.TPMCCNVChangeAuth).signed(adminName, adminkey.SetPINRef(serial)).digest(),
+			newCalc().cc(tpm2.TPMCCNVWrite).signed(adminName, adminkey.ResetRef(serial)).digest())
 	}
 	return b
 }

@@ -1,24 +1,33 @@
 // Package adminkey is the offline half of an administrator's unblock: the
 // challenge a user reads from a locked card's machine, the response the
-// administrator's key signs, and the digest both sides agree on.
+// administrator's key signs, and the digests both sides agree on.
 //
-// The TPM checks the response itself, with TPM2_PolicySigned (TPM 2.0
-// Part 3 §23.3): the administrator signs
+// An unblock is two TPM commands on the card's PIN index, NV_ChangeAuth
+// (the new PIN) and NV_Write (the counter reset), and the TPM checks one
+// signature of the administrator for each, with TPM2_PolicySigned (TPM 2.0
+// Part 3 §23.3):
 //
-//	aHash = SHA-256(nonceTPM || expiration || cpHashA || policyRef)
+//		aHash = SHA-256(nonceTPM || expiration || cpHashA || policyRef)
 //
-// where nonceTPM is the nonce of a policy session the card's machine keeps
-// open for the challenge (so a response works once), expiration is the
-// challenge's validity in seconds as a negative int32 (the TPM refuses the
-// signature after that long, and returns a ticket for the second command
-// of the unblock), cpHashA is empty, and policyRef names the operation and
-// the card ("tpmcard unblock 0123456789abcdef"), which the card's PIN
-// policy fixes at provisioning. A response for another card, another
-// operation, another challenge or from another key does not verify.
+//	  - nonceTPM is the nonce of one of the two policy sessions the card's
+//	    machine keeps open for the challenge: a signature works in that
+//	    session once, and nowhere else;
+//	  - expiration is the challenge's validity in seconds, positive: the TPM
+//	    refuses the signature after that long counted from the session's
+//	    start, and returns no ticket (a negative one would make it return a
+//	    ticket in clear, usable again by whoever sees it);
+//	  - cpHashA is empty for the new PIN (the administrator does not know
+//	    it) and, for the reset, the command parameter hash of exactly one
+//	    NV_Write of {pinCount 0, the card's pinLimit} to the card's PIN index,
+//	    so that the signature cannot authorize any other write;
+//	  - policyRef names the operation and the card ("tpmcard unblock-pin
+//	    0123456789abcdef", "tpmcard unblock-reset …"), which the card's PIN
+//	    policy fixes at provisioning: a response for another card, another
+//	    operation, another challenge or from another key does not verify.
 //
-// Challenges and responses travel as text a person can read out: RFC 4648
-// base32 in groups of five, ending in a CRC-32 of the bytes, so a typing
-// mistake is caught before the TPM sees anything.
+// Challenges and responses travel as text a person can copy or read out:
+// RFC 4648 base32 in groups of five, ending in a CRC-32 of the bytes, so a
+// typing mistake is caught before the TPM sees anything.
 package adminkey
 
 import (
@@ -34,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+
 	"math/big"
 	"strings"
 	"time"
@@ -54,26 +64,42 @@ func (o Operation) String() string {
 	return fmt.Sprintf("operation(%d)", uint8(o))
 }
 
-// PolicyRef is the policyRef of an operation on a card: part of the card's
-// PIN policy, and of every digest its administrator signs.
-func PolicyRef(op Operation, serial string) []byte {
-	return []byte("tpmcard " + op.String() + " " + serial)
-}
+// The two commands of an unblock, each signed on its own.
+const (
+	refSetPIN   = "unblock-pin"
+	refResetPIN = "unblock-reset"
+)
+
+// SetPINRef is the policyRef of the new-PIN half of a card's unblock: part
+// of the card's PIN policy, and of the digest its administrator signs.
+func SetPINRef(serial string) []byte { return []byte("tpmcard " + refSetPIN + " " + serial) }
+
+// ResetRef is the policyRef of the counter-reset half.
+func ResetRef(serial string) []byte { return []byte("tpmcard " + refResetPIN + " " + serial) }
 
 const (
-	version    = 1
-	nonceLen   = 16
-	serialLen  = 8
-	sigLen     = 64 // ECDSA P-256 r||s
-	challenge1 = 1 + 1 + serialLen + 2 + nonceLen
+	version   = 2
+	nonceLen  = 16
+	serialLen = 8
+	nameLen   = 34 // TPM Name: SHA-256 algorithm ID and digest
+	sigLen    = 64 // ECDSA P-256 r||s
+	// version, op, serial, validity, two nonces, PIN limit, PIN index Name
+	challengeLen = 1 + 1 + serialLen + 2 + 2*nonceLen + 1 + nameLen
+	responseLen  = 1 + 2*sigLen
 )
 
 // Challenge is what the card's machine issues.
 type Challenge struct {
 	Op       Operation
 	Serial   string        // the card, 16 hex digits
-	Nonce    []byte        // the TPM policy session's nonceTPM, 16 bytes
 	Validity time.Duration // whole seconds, at most 18 hours
+	// SetNonce and ResetNonce are the nonceTPM of the policy sessions
+	// that will run NV_ChangeAuth and NV_Write, 16 bytes each.
+	SetNonce, ResetNonce []byte
+	// PINLimit is the card's limit, which the reset writes back.
+	PINLimit uint8
+	// PINName is the TPM Name of the card's PIN index (34 bytes).
+	PINName []byte
 }
 
 // Errors a mistyped or foreign text gives.
@@ -87,15 +113,39 @@ var (
 const MaxValidity = 18 * time.Hour
 
 // Expiration is the value PolicySigned gets: the validity in seconds,
-// negative so that the TPM returns a ticket.
-func (c *Challenge) Expiration() int32 { return -int32(c.Validity / time.Second) }
+// positive, so that the TPM enforces it and returns no ticket.
+func (c *Challenge) Expiration() int32 { return int32(c.Validity / time.Second) }
 
-// Digest is aHash, what the administrator signs.
-func (c *Challenge) Digest() []byte {
+// ResetCpHash is the command parameter hash (Part 1 §18.7) of the one
+// NV_Write the reset signature allows: {0, PINLimit} at offset 0 of the PIN
+// index, authorized by the index itself (Part 3 §31.8).
+func (c *Challenge) ResetCpHash() []byte {
 	h := sha256.New()
-	h.Write(c.Nonce)
-	_ = binary.Write(h, binary.BigEndian, c.Expiration())
-	h.Write(PolicyRef(c.Op, c.Serial))
+	_ = binary.Write(h, binary.BigEndian, uint32(0x00000137)) // TPM_CC_NV_Write
+	h.Write(c.PINName)                                        // authHandle
+	h.Write(c.PINName)                                        // nvIndex
+	data := []byte{0, 8, 0, 0, 0, 0, 0, 0, 0, c.PINLimit}     // TPM2B_MAX_NV_BUFFER {0, limit}
+	h.Write(data)
+	h.Write([]byte{0, 0}) // offset
+	return h.Sum(nil)
+}
+
+// SetDigest is the aHash the new-PIN signature covers.
+func (c *Challenge) SetDigest() []byte {
+	return aHash(c.SetNonce, c.Expiration(), nil, SetPINRef(c.Serial))
+}
+
+// ResetDigest is the aHash the counter-reset signature covers.
+func (c *Challenge) ResetDigest() []byte {
+	return aHash(c.ResetNonce, c.Expiration(), c.ResetCpHash(), ResetRef(c.Serial))
+}
+
+func aHash(nonce []byte, expiration int32, cpHash, ref []byte) []byte {
+	h := sha256.New()
+	h.Write(nonce)
+	_ = binary.Write(h, binary.BigEndian, expiration)
+	h.Write(cpHash)
+	h.Write(ref)
 	return h.Sum(nil)
 }
 
@@ -104,8 +154,14 @@ func (c *Challenge) check() error {
 	switch {
 	case err != nil || len(s) != serialLen:
 		return fmt.Errorf("%w: card serial %q", ErrFormat, c.Serial)
-	case len(c.Nonce) != nonceLen:
-		return fmt.Errorf("%w: nonce of %d bytes", ErrFormat, len(c.Nonce))
+	case len(c.SetNonce) != nonceLen || len(c.ResetNonce) != nonceLen:
+		return fmt.Errorf("%w: nonces of %d and %d bytes", ErrFormat, len(c.SetNonce), len(c.ResetNonce))
+	case bytes.Equal(c.SetNonce, c.ResetNonce):
+		return fmt.Errorf("%w: the two nonces are the same", ErrFormat)
+	case len(c.PINName) != nameLen || c.PINName[0] != 0 || c.PINName[1] != 0x0b:
+		return fmt.Errorf("%w: PIN index name", ErrFormat)
+	case c.PINLimit == 0:
+		return fmt.Errorf("%w: PIN limit 0", ErrFormat)
 	case c.Validity < time.Second || c.Validity > MaxValidity || c.Validity%time.Second != 0:
 		return fmt.Errorf("%w: validity %v", ErrFormat, c.Validity)
 	case c.Op != Unblock:
@@ -123,7 +179,10 @@ func (c *Challenge) String() string {
 	s, _ := hex.DecodeString(c.Serial)
 	b = append(b, s...)
 	b = binary.BigEndian.AppendUint16(b, uint16(c.Validity/time.Second))
-	b = append(b, c.Nonce...)
+	b = append(b, c.SetNonce...)
+	b = append(b, c.ResetNonce...)
+	b = append(b, c.PINLimit)
+	b = append(b, c.PINName...)
 	return encode(b)
 }
 
@@ -133,19 +192,27 @@ func ParseChallenge(text string) (*Challenge, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) != challenge1 || b[0] != version {
-		return nil, fmt.Errorf("%w (a challenge has %d characters)", ErrFormat, len(encode(make([]byte, challenge1))))
+	if len(b) != challengeLen || b[0] != version {
+		return nil, fmt.Errorf("%w (a challenge has %d characters)", ErrFormat, len(encode(make([]byte, challengeLen))))
 	}
-	c := &Challenge{
-		Op:       Operation(b[1]),
-		Serial:   hex.EncodeToString(b[2 : 2+serialLen]),
-		Validity: time.Duration(binary.BigEndian.Uint16(b[2+serialLen:])) * time.Second,
-		Nonce:    bytes.Clone(b[4+serialLen:]),
-	}
+	p := 2
+	next := func(n int) []byte { p += n; return bytes.Clone(b[p-n : p]) }
+	c := &Challenge{Op: Operation(b[1])}
+	c.Serial = hex.EncodeToString(next(serialLen))
+	c.Validity = time.Duration(binary.BigEndian.Uint16(next(2))) * time.Second
+	c.SetNonce = next(nonceLen)
+	c.ResetNonce = next(nonceLen)
+	c.PINLimit = next(1)[0]
+	c.PINName = next(nameLen)
 	if err := c.check(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Response is the administrator's answer: one signature per command.
+type Response struct {
+	SetSig, ResetSig []byte // r||s each
 }
 
 // Respond signs the challenge with the administrator's ECDSA P-256 key
@@ -158,46 +225,61 @@ func Respond(key crypto.Signer, c *Challenge) (string, error) {
 	if pub, ok := key.Public().(*ecdsa.PublicKey); !ok || pub.Curve.Params().BitSize != 256 {
 		return "", errors.New("the administrator's key must be ECDSA P-256")
 	}
-	return SignDigest(key, c.Digest())
+	set, err := SignDigest(key, c.SetDigest())
+	if err != nil {
+		return "", err
+	}
+	reset, err := SignDigest(key, c.ResetDigest())
+	if err != nil {
+		return "", err
+	}
+	return EncodeResponse(Response{SetSig: set, ResetSig: reset}), nil
 }
 
-// SignDigest signs a digest as Respond does and encodes the response.
-// Respond is the way to answer a challenge; this is for tests that need a
-// response over some other digest.
-func SignDigest(key crypto.Signer, digest []byte) (string, error) {
+// SignDigest signs a digest as Respond does and returns r||s. Respond is
+// the way to answer a challenge; this is for tests that need a response
+// over some other digest.
+func SignDigest(key crypto.Signer, digest []byte) ([]byte, error) {
 	der, err := key.Sign(rand.Reader, digest, crypto.SHA256)
 	if err != nil {
-		return "", fmt.Errorf("signing the challenge: %w", err)
+		return nil, fmt.Errorf("signing the challenge: %w", err)
 	}
 	var sig struct{ R, S *big.Int }
 	if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) != 0 {
-		return "", errors.New("the key returned a malformed signature")
+		return nil, errors.New("the key returned a malformed signature")
 	}
 	raw := make([]byte, sigLen)
 	sig.R.FillBytes(raw[:32])
 	sig.S.FillBytes(raw[32:])
-	return encode(append([]byte{version}, raw...)), nil
+	return raw, nil
 }
 
-// ParseResponse decodes a response into the r||s signature it carries.
-func ParseResponse(text string) ([]byte, error) {
+// EncodeResponse encodes a response as text.
+func EncodeResponse(r Response) string {
+	b := append([]byte{version}, r.SetSig...)
+	return encode(append(b, r.ResetSig...))
+}
+
+// ParseResponse decodes a response.
+func ParseResponse(text string) (*Response, error) {
 	b, err := decode(text)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) != 1+sigLen || b[0] != version {
-		return nil, fmt.Errorf("%w (a response has %d characters)", ErrFormat, len(encode(make([]byte, 1+sigLen))))
+	if len(b) != responseLen || b[0] != version {
+		return nil, fmt.Errorf("%w (a response has %d characters)", ErrFormat, len(encode(make([]byte, responseLen))))
 	}
-	return bytes.Clone(b[1:]), nil
+	return &Response{SetSig: bytes.Clone(b[1 : 1+sigLen]), ResetSig: bytes.Clone(b[1+sigLen:])}, nil
 }
 
 // Verify checks a response against the administrator's public key, as the
 // TPM will; the service uses it to say why a response was refused.
-func Verify(pub *ecdsa.PublicKey, c *Challenge, sig []byte) bool {
-	if len(sig) != sigLen {
-		return false
+func Verify(pub *ecdsa.PublicKey, c *Challenge, r *Response) bool {
+	ok := func(digest, sig []byte) bool {
+		return len(sig) == sigLen &&
+			ecdsa.Verify(pub, digest, new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
 	}
-	return ecdsa.Verify(pub, c.Digest(), new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+	return ok(c.SetDigest(), r.SetSig) && ok(c.ResetDigest(), r.ResetSig)
 }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)

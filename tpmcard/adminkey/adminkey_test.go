@@ -1,6 +1,7 @@
 package adminkey
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,26 +9,52 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
 )
 
 func testChallenge() *Challenge {
-	return &Challenge{Op: Unblock, Serial: "0123456789abcdef", Nonce: []byte("0123456789ABCDEF"), Validity: 10 * time.Minute}
+	name := append([]byte{0, 0x0b}, bytes.Repeat([]byte{7}, 32)...)
+	return &Challenge{
+		Op: Unblock, Serial: "0123456789abcdef", Validity: 10 * time.Minute,
+		SetNonce: []byte("0123456789ABCDEF"), ResetNonce: []byte("FEDCBA9876543210"),
+		PINLimit: 5, PINName: name,
+	}
 }
 
 func TestChallengeRoundTrip(t *testing.T) {
 	c := testChallenge()
 	text := c.String()
-	if len(strings.ReplaceAll(text, "-", "")) != 52 {
-		t.Fatalf("challenge %q: %d characters", text, len(text))
-	}
 	for _, variant := range []string{text, strings.ToLower(text), strings.ReplaceAll(text, "-", " "), strings.ReplaceAll(text, "-", "")} {
 		got, err := ParseChallenge(variant)
 		if err != nil {
 			t.Fatalf("ParseChallenge(%q): %v", variant, err)
 		}
-		if got.String() != text || got.Expiration() != -600 {
+		if got.String() != text || got.Expiration() != 600 || got.PINLimit != 5 || !bytes.Equal(got.PINName, c.PINName) {
 			t.Fatalf("round trip: %+v", got)
 		}
+	}
+}
+
+// The reset signature binds exactly one NV_Write: its cpHash must be the
+// one the TPM computes for NV_Write({0, limit}) to the PIN index.
+func TestResetCpHashIsTheTPMs(t *testing.T) {
+	c := testChallenge()
+	name := tpm2.TPM2BName{Buffer: c.PINName}
+	want, err := tpm2.CPHash(tpm2.TPMAlgSHA256, tpm2.NVWrite{
+		AuthHandle: tpm2.NamedHandle{Handle: 0x01000000, Name: name},
+		NVIndex:    tpm2.NamedHandle{Handle: 0x01000000, Name: name},
+		Data:       tpm2.TPM2BMaxNVBuffer{Buffer: []byte{0, 0, 0, 0, 0, 0, 0, 5}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.ResetCpHash(), want.Buffer) {
+		t.Fatalf("cpHash %x, the TPM's %x", c.ResetCpHash(), want.Buffer)
+	}
+	c.PINLimit = 6
+	if bytes.Equal(c.ResetCpHash(), want.Buffer) {
+		t.Fatal("cpHash does not cover the limit")
 	}
 }
 
@@ -52,29 +79,35 @@ func TestRespondVerify(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	c := testChallenge()
-	resp, err := Respond(key, c)
+	text, err := Respond(key, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := ParseResponse(resp)
+	resp, err := ParseResponse(text)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Verify(&key.PublicKey, c, sig) {
+	if !Verify(&key.PublicKey, c, resp) {
 		t.Fatal("response does not verify")
 	}
-	if Verify(&other.PublicKey, c, sig) {
+	if Verify(&other.PublicKey, c, resp) {
 		t.Fatal("response verifies under another key")
 	}
+	swapped := &Response{SetSig: resp.ResetSig, ResetSig: resp.SetSig}
+	if Verify(&key.PublicKey, c, swapped) {
+		t.Fatal("the two signatures are interchangeable")
+	}
 	for name, change := range map[string]func(*Challenge){
-		"other card":  func(c *Challenge) { c.Serial = "fedcba9876543210" },
-		"other nonce": func(c *Challenge) { c.Nonce = []byte("XXXXXXXXXXXXXXXX") },
-		"other time":  func(c *Challenge) { c.Validity = time.Hour },
-		"other op":    func(c *Challenge) { c.Op = 2 },
+		"other card":        func(c *Challenge) { c.Serial = "fedcba9876543210" },
+		"other set nonce":   func(c *Challenge) { c.SetNonce = []byte("XXXXXXXXXXXXXXXX") },
+		"other reset nonce": func(c *Challenge) { c.ResetNonce = []byte("XXXXXXXXXXXXXXXX") },
+		"other time":        func(c *Challenge) { c.Validity = time.Hour },
+		"other limit":       func(c *Challenge) { c.PINLimit = 200 },
+		"other index":       func(c *Challenge) { c.PINName = append([]byte{0, 0x0b}, bytes.Repeat([]byte{8}, 32)...) },
 	} {
 		d := testChallenge()
 		change(d)
-		if Verify(&key.PublicKey, d, sig) {
+		if Verify(&key.PublicKey, d, resp) {
 			t.Errorf("%s: the response still verifies", name)
 		}
 	}
