@@ -97,6 +97,7 @@ func (m *Manager) newApprover() (*approver, error) {
 	}
 	return &approver{m: m, handle: rsp.ObjectHandle, pub: *pub, name: rsp.Name.Buffer}, nil
 }
+
 // p256ECDSAParms are the parameters of an ECC P-256 key whose scheme is
 // fixed to ECDSA with SHA-256.
 func p256ECDSAParms() tpm2.TPMUPublicParms {
