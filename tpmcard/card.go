@@ -101,7 +101,10 @@ type CardInfo struct {
 	HasPUK     bool
 	AdminKey   *ecdsa.PublicKey // nil without an admin key
 	Owner      *Owner           // nil: administrators only
-	Keys       []KeyInfo
+	// Outdated: made by an earlier tpmcard whose PIN policy an
+	// owner-authorization holder can forge; it can only be destroyed.
+	Outdated bool
+	Keys     []KeyInfo
 }
 
 // CardStatus adds what only the TPM knows: the counters.
@@ -176,6 +179,7 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 		return nil, err
 	}
 	rec := &record{
+		Version:    recordVersion,
 		Serial:     hex.EncodeToString(serialBytes),
 		Label:      opts.Label,
 		Created:    time.Now().UTC().Truncate(time.Second),
@@ -443,7 +447,7 @@ func (m *Manager) checkNames(rec *record) error {
 			return busy(err)
 		}
 		if string(rsp.NVName.Buffer) != string(ix.name) {
-			return fmt.Errorf("%w (NV index %#x was replaced)", ErrCardLost, ix.h)
+			return fmt.Errorf("%w (NV index %#x was replaced)", ErrCardAltered, ix.h)
 		}
 	}
 	return nil
@@ -555,6 +559,7 @@ func (r *record) info() CardInfo {
 		Serial: r.Serial, Label: r.Label, Created: r.Created, Policy: r.Policy,
 		PINTries: int(r.PINLimit), PUKTries: int(r.PUKLimit), MustChange: r.MustChange,
 		HasPUK: !r.NoPUK, AdminKey: r.adminPublicKey(), Owner: r.Owner.clone(),
+		Outdated: r.Version < recordVersion,
 	}
 	for i := range r.Keys {
 		ki, _, err := r.keyInfo(r.Keys[i].ID)
@@ -601,9 +606,10 @@ func (m *Manager) Card(serial string) (CardInfo, error) {
 }
 
 // Status reads the card's counters from the TPM. A card whose indices are
-// gone or were replaced gives ErrCardLost.
+// gone gives ErrCardLost; one whose indices were replaced or whose limits
+// are not the card's gives ErrCardAltered.
 func (m *Manager) Status(serial string) (*CardStatus, error) {
-	r, err := m.lockCard(serial)
+	r, err := m.lockAnyCard(serial)
 	if err != nil {
 		return nil, err
 	}
@@ -624,6 +630,13 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 	puk, err := m.pukCounter(r)
 	if err != nil {
 		return nil, fmt.Errorf("card %s: reading PUK counter: %w", serial, err)
+	}
+	// The limits are the card's: only the PUK holder could write another
+	// (and tpmcard never does), so a difference means tampering.
+	if pin.Limit != r.PINLimit || (!r.NoPUK && puk.Limit != r.PUKLimit) {
+		delete(m.namesOK, serial)
+		return nil, fmt.Errorf("card %s: %w (the TPM holds a PIN limit of %d and a PUK limit of %d, the card was made with %d and %d)",
+			serial, ErrCardAltered, pin.Limit, puk.Limit, r.PINLimit, r.PUKLimit)
 	}
 	st := &CardStatus{
 		CardInfo:     r.info(),
@@ -654,7 +667,7 @@ func (m *Manager) SetOwner(serial string, o *Owner) error {
 // Destroy undefines the card's NV indices and removes its record and key
 // blobs. A card whose TPM objects are already gone is removed all the same.
 func (m *Manager) Destroy(serial string) error {
-	r, err := m.lockCard(serial)
+	r, err := m.lockAnyCard(serial)
 	if err != nil {
 		return err
 	}

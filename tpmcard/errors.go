@@ -23,6 +23,13 @@ var (
 	ErrUnsupported    = errors.New("not supported by this TPM")
 	ErrInvalidOptions = errors.New("invalid options")
 	ErrNoPUK          = errors.New("card has no PUK")
+	// ErrCardAltered: the TPM's objects no longer match the card's record
+	// (a replaced index, another limit): someone changed the card behind
+	// the service.
+	ErrCardAltered = errors.New("card altered: its TPM objects no longer match its record")
+	// ErrCardOutdated: a card made by an earlier tpmcard, whose policy an
+	// owner-authorization holder can forge (docs/security.md).
+	ErrCardOutdated = errors.New("card made by an earlier tpmcard whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, destroy it and create a new card")
 )
 
 // PINError reports a wrong PIN or PUK and how many tries are left before

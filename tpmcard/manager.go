@@ -208,8 +208,20 @@ func (m *Manager) lock() error {
 }
 
 // lockCard locks the Manager and returns the card's record; the caller
-// unlocks. On error nothing stays locked.
+// unlocks. On error nothing stays locked. A card made by an earlier
+// tpmcard gives ErrCardOutdated.
 func (m *Manager) lockCard(serial string) (*record, error) {
+	r, err := m.lockAnyCard(serial)
+	if err == nil && r.Version < recordVersion {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("card %s: %w", serial, ErrCardOutdated)
+	}
+	return r, err
+}
+
+// lockAnyCard is lockCard for what an outdated card still allows: status
+// and destroy.
+func (m *Manager) lockAnyCard(serial string) (*record, error) {
 	if err := m.lock(); err != nil {
 		return nil, err
 	}

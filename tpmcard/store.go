@@ -14,8 +14,13 @@ import (
 )
 
 // recordVersion is the on-disk format of a card record. A record of a
-// newer version is refused rather than misread.
-const recordVersion = 1
+// newer version is refused rather than misread. Version 1 cards had a PIN
+// policy that the owner-authorization holder could forge: they load, list
+// as outdated, and can only be destroyed.
+const (
+	recordVersion       = 2
+	oldestRecordVersion = 1
+)
 
 // record is what the disk keeps of a card: handles, names and public data.
 // It never holds a PIN, a PUK or anything derived from one.
@@ -141,8 +146,8 @@ func (s *store) load(serial string) (*record, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("reading card %s: corrupt record: %w", serial, err)
 	}
-	if r.Version != recordVersion {
-		return nil, fmt.Errorf("reading card %s: record version %d, this build reads version %d", serial, r.Version, recordVersion)
+	if r.Version < oldestRecordVersion || r.Version > recordVersion {
+		return nil, fmt.Errorf("reading card %s: record version %d, this build reads versions %d to %d", serial, r.Version, oldestRecordVersion, recordVersion)
 	}
 	if r.Serial != serial {
 		return nil, fmt.Errorf("reading card %s: record names card %q", serial, r.Serial)
@@ -169,7 +174,9 @@ func (s *store) list() ([]string, error) {
 // save replaces the card's record atomically: a crash or a failed rename
 // leaves the previous record intact.
 func (s *store) save(r *record) error {
-	r.Version = recordVersion
+	if r.Version == 0 {
+		r.Version = recordVersion // a new card
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding card %s: %w", r.Serial, err)
