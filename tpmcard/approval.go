@@ -226,7 +226,8 @@ func (l *lastResponse) wipe() { wipe(l.rsp) }
 // authorize runs PolicyAuthorize for an approved policy in sess: the TPM
 // checks the stored signature (LoadExternal + VerifySignature) and issues
 // the ticket PolicyAuthorize needs (Part 3 §20.1, §23.16).
-func authorize(t transport.TPM, sess tpm2.TPMHandle, a approval, policy []byte, ref string, sig []byte) error {
+func (m *Manager) authorize(sess tpm2.TPMHandle, a approval, policy []byte, ref string, sig []byte) error {
+	t := m.tpm
 	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](a.Public)
 	if err != nil {
 		return fmt.Errorf("reading approval key: %w", err)
@@ -234,7 +235,11 @@ func authorize(t transport.TPM, sess tpm2.TPMHandle, a approval, policy []byte, 
 	if len(sig) != 64 {
 		return fmt.Errorf("approval signature has %d bytes, want 64", len(sig))
 	}
-	loaded, err := tpm2.LoadExternal{InPublic: tpm2.New2B(*pub), Hierarchy: tpm2.TPMRHOwner}.Execute(t)
+	var loaded *tpm2.LoadExternalResponse
+	err = m.withRoom(func() (err error) {
+		loaded, err = tpm2.LoadExternal{InPublic: tpm2.New2B(*pub), Hierarchy: tpm2.TPMRHOwner}.Execute(t)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("loading approval key: %w", err)
 	}

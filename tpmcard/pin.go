@@ -188,7 +188,7 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 		if err := m.secretStep(h, tpm2.TPMHandle(r.PINIndex), r.PINName, oldAuth); err != nil {
 			return m.pinError(r, err)
 		}
-		return authorize(m.tpm, h, r.Approval, approvedChange(r.PINName), refPINChange, r.Approval.PINSig)
+		return m.authorize(h, r.Approval, approvedChange(r.PINName), refPINChange, r.Approval.PINSig)
 	})
 	if err != nil {
 		wipe(newAuth)
@@ -237,7 +237,7 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 		if err := m.secretStep(h, tpm2.TPMHandle(r.PUKIndex), r.PUKName, oldAuth); err != nil {
 			return m.pukError(r, err)
 		}
-		return authorize(m.tpm, h, r.Approval, approvedChange(r.PUKName), refPUKChange, r.Approval.PUKSig)
+		return m.authorize(h, r.Approval, approvedChange(r.PUKName), refPUKChange, r.Approval.PUKSig)
 	})
 }
 
