@@ -60,6 +60,8 @@ var statusRV = map[wire.Status]rv{
 	wire.CertificateInvalid: ckrAttributeValueInvalid,
 
 	wire.CardLost:         ckrDeviceError,
+	wire.CardAltered:      ckrDeviceError,
+	wire.CardOutdated:     ckrTokenNotRecognized,
 	wire.TPMBusy:          ckrFunctionFailed,
 	wire.TPMFailure:       ckrDeviceError,
 	wire.NVSpaceExhausted: ckrDeviceMemory,

@@ -76,6 +76,10 @@ func describe(err error) string {
 		return "no such key: `tpmcard key list` shows the card's keys"
 	case wire.CardLost:
 		return "card lost: its TPM objects are gone (TPM cleared, or the state directory moved to another machine); destroy it and create a new one"
+	case wire.CardAltered:
+		return "card altered: its TPM objects no longer match its record (someone with TPM access changed it); do not trust it: destroy it and create a new one"
+	case wire.CardOutdated:
+		return "card made by an earlier tpmcard, whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, `tpmcard card destroy` it and create a new card"
 	case wire.TPMBusy:
 		return "the TPM is busy: try again in a moment"
 	case wire.NoPUK:

@@ -69,6 +69,8 @@ var sentinels = []struct {
 	{tpmcard.ErrPINExpired, wire.PINExpired, "the PIN must be changed first", false},
 	{tpmcard.ErrNotLoggedIn, wire.NotLoggedIn, "not logged in", false},
 	{tpmcard.ErrCardLost, wire.CardLost, "the card's TPM objects are gone", false},
+	{tpmcard.ErrCardAltered, wire.CardAltered, "the card was altered behind the service: its TPM objects no longer match its record", false},
+	{tpmcard.ErrCardOutdated, wire.CardOutdated, "the card was made by an earlier tpmcard whose PIN policy the TPM owner can forge: destroy it and create a new card", false},
 	{tpmcard.ErrNVSpace, wire.NVSpaceExhausted, "the TPM has no NV space left", false},
 	{tpmcard.ErrTPMBusy, wire.TPMBusy, "the TPM is busy: try again later", false},
 	{tpmcard.ErrCardNotFound, wire.CardNotFound, "no such card", false},

@@ -89,6 +89,8 @@ const (
 	TPMBusy          Status = 71 // transient (TPM_RC_RETRY, TPM_RC_NV_RATE …); try again
 	TPMFailure       Status = 72 // the TPM failed the command
 	NVSpaceExhausted Status = 73 // no room left in TPM NV memory
+	CardAltered      Status = 74 // the TPM's objects no longer match the card's record
+	CardOutdated     Status = 75 // made by an earlier tpmcard with a forgeable policy: destroy it
 )
 
 // The administrator's offline unblock.
@@ -146,6 +148,8 @@ var statusNames = map[Status]string{
 	TPMBusy:                 "TPMBusy",
 	TPMFailure:              "TPMFailure",
 	NVSpaceExhausted:        "NVSpaceExhausted",
+	CardAltered:             "CardAltered",
+	CardOutdated:            "CardOutdated",
 	NoPUK:                   "NoPUK",
 	NoAdminKey:              "NoAdminKey",
 	NoChallenge:             "NoChallenge",

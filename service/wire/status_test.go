@@ -60,6 +60,8 @@ var statusGolden = []struct {
 	{TPMBusy, 71, "TPMBusy"},
 	{TPMFailure, 72, "TPMFailure"},
 	{NVSpaceExhausted, 73, "NVSpaceExhausted"},
+	{CardAltered, 74, "CardAltered"},
+	{CardOutdated, 75, "CardOutdated"},
 	{NoPUK, 28, "NoPUK"},
 	{NoAdminKey, 80, "NoAdminKey"},
 	{NoChallenge, 81, "NoChallenge"},
