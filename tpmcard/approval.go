@@ -1,6 +1,7 @@
 package tpmcard
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -33,8 +34,9 @@ type approver struct {
 	name   []byte
 }
 
-// approvalTemplate is the approval key's template. It is also the public
-// area the key is loaded under later (LoadExternal), to check the
+// approvalTemplate is the approval key's template: a P-256 ECDSA-SHA256
+// signing key the TPM generates. The public area it comes out with is what
+// the record keeps, and what LoadExternal loads later to check the
 // approvals it made.
 func approvalTemplate() tpm2.TPMTPublic {
 	return tpm2.TPMTPublic{
@@ -86,16 +88,20 @@ func (m *Manager) newApprover() (*approver, error) {
 		capture.wipe()
 		return nil, fmt.Errorf("creating the approval key: %w", busy(err))
 	}
+	pub, perr := rsp.OutPublic.Contents()
+	a := &approver{m: m, handle: rsp.ObjectHandle, name: bytes.Clone(rsp.Name.Buffer)}
+	if perr == nil {
+		a.pub = *pub
+	}
 	// The sealed private part is of no use to anyone: wipe both copies
 	// (the response, decrypted in place, and the one unmarshalled from it).
 	wipe(rsp.OutPrivate.Buffer)
 	capture.wipe()
-	pub, err := rsp.OutPublic.Contents()
-	if err != nil {
-		flush(m.tpm, rsp.ObjectHandle)
-		return nil, fmt.Errorf("reading the approval key: %w", err)
+	if perr != nil {
+		a.discard()
+		return nil, fmt.Errorf("reading the approval key: %w", perr)
 	}
-	return &approver{m: m, handle: rsp.ObjectHandle, pub: *pub, name: rsp.Name.Buffer}, nil
+	return a, nil
 }
 
 // p256ECDSAParms are the parameters of an ECC P-256 key whose scheme is
