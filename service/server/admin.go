@@ -8,11 +8,15 @@ import (
 	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
-// adminChallenge opens an offline unblock: any card user may ask (the
-// user at a locked machine is who needs it); only the administrator's key
-// can answer.
+// adminChallenge opens an offline unblock: the card's owner, its group
+// and administrators may ask (the user at a locked machine is who needs
+// it); only the administrator's key can answer. A new challenge replaces
+// the pending one, so nobody else may ask.
 func (c *conn) adminChallenge(m *wire.AdminChallenge) (any, error) {
 	if err := c.needUser(wire.TypeAdminChallenge); err != nil {
+		return nil, err
+	}
+	if _, err := c.visibleCard(wire.TypeAdminChallenge, m.Serial); err != nil {
 		return nil, err
 	}
 	if m.ValiditySeconds < 0 {
@@ -32,7 +36,7 @@ func (c *conn) adminUnblock(m *wire.AdminUnblock) (any, error) {
 	if err := c.needUser(wire.TypeAdminUnblock); err != nil {
 		return nil, err
 	}
-	if _, err := c.s.m.Card(m.Serial); err != nil {
+	if _, err := c.visibleCard(wire.TypeAdminUnblock, m.Serial); err != nil {
 		return nil, err
 	}
 	err := c.s.logins.withCard(m.Serial, func() error { return c.s.m.AdminUnblock(m.Serial, m.Response, m.NewPIN) })

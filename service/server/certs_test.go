@@ -39,7 +39,7 @@ func certFor(t *testing.T, pub any) []byte {
 func TestCertificateObjects(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	admin := e.dial()
-	serial := e.provision(admin)
+	serial := e.provisionFor(admin, &wire.CardOwner{UID: 1000})
 	id := e.generate(admin, serial, wire.AlgECDSAP256)
 	s := mustOpen(t, admin, serial, true)
 	pub := publicKeyOf(t, admin, s, id)

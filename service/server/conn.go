@@ -13,20 +13,22 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 // conn is one client connection: one PKCS#11 application with its
 // sessions and object handles. Requests on a connection are handled one
 // at a time, in order; connections run in parallel.
 type conn struct {
-	s    *Server
-	id   uint64
-	nc   *net.UnixConn
-	br   *bufio.Reader
-	w    *wire.Conn
-	peer Peer
-	role role
-	log  zerolog.Logger
+	s      *Server
+	id     uint64
+	nc     *net.UnixConn
+	br     *bufio.Reader
+	w      *wire.Conn
+	peer   Peer     // set by admit, then read-only
+	role   role     // set by admit, then read-only
+	groups []uint32 // the peer's primary and supplementary groups
+	log    zerolog.Logger
 
 	mu      sync.Mutex // guards busy and closing
 	busy    bool       // a request is being handled
@@ -37,6 +39,9 @@ type conn struct {
 	nextSession uint32
 	objects     objects
 	eventSeq    uint64 // the last card event this connection was told of
+	// destroyedOwner is the owner of the card DestroyCard just removed,
+	// for the removal event.
+	destroyedOwner *tpmcard.Owner
 }
 
 // session is a PKCS#11 session: a number inside the connection, bound to
@@ -44,6 +49,7 @@ type conn struct {
 type session struct {
 	serial string
 	rw     bool
+	gen    uint64 // Server.ownerGen when the card's access was last checked
 }
 
 func newConn(s *Server, id uint64, nc *net.UnixConn) *conn {
@@ -67,16 +73,7 @@ func (c *conn) serve() {
 	defer c.s.wg.Done()
 	defer c.cleanup()
 
-	p, err := peerOf(c.nc)
-	if err != nil {
-		c.s.log.Error().Uint64("conn", c.id).Err(err).Msg("reading peer credentials: closing")
-		return
-	}
-	if c.s.peerOverride != nil {
-		p = c.s.peerOverride(p)
-	}
-	c.peer = p
-	c.role = roleOf(p, c.s.cardGroup, c.s.adminGroup)
+	p := c.peer
 	c.log = c.s.log.With().Uint64("conn", c.id).Uint32("uid", p.UID).Uint32("gid", p.GID).
 		Int32("pid", p.PID).Str("exe", p.Exe).Logger()
 	c.log.Debug().Bool("admin", c.role.admin).Bool("card_user", c.role.user).Msg("connected")
@@ -144,11 +141,12 @@ func (s *Server) serverName() string {
 	return "tpmcard/" + s.cfg.Version
 }
 
-// awaitRequest waits for the first byte of the next request, at most
-// IdleTimeout.
+// awaitRequest waits for the first byte of the next request: at most
+// IdleTimeout when the connection holds no session, since without a
+// session it holds no login either; for as long as it takes otherwise.
 func (c *conn) awaitRequest() bool {
 	var deadline time.Time
-	if c.s.idleTimeout > 0 {
+	if c.s.idleTimeout > 0 && len(c.sessions) == 0 {
 		deadline = time.Now().Add(c.s.idleTimeout)
 	}
 	_ = c.nc.SetReadDeadline(deadline)

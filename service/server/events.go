@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 // events tells waiting clients (PKCS#11 C_WaitForSlotEvent) that a card
@@ -21,8 +22,9 @@ type events struct {
 }
 
 type numbered struct {
-	seq uint64
-	ev  wire.Event
+	seq   uint64
+	ev    wire.Event
+	owner *tpmcard.Owner // the card's owner when it happened: who may be told
 }
 
 // keep bounds recent: a waiter that fell further behind gets the oldest
@@ -33,11 +35,11 @@ func newEvents() *events {
 	return &events{wake: make(chan struct{}), stopped: make(chan struct{})}
 }
 
-func (e *events) publish(serial, kind string) {
+func (e *events) publish(serial, kind string, owner *tpmcard.Owner) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq++
-	e.recent = append(e.recent, numbered{e.seq, wire.Event{Serial: serial, Kind: kind}})
+	e.recent = append(e.recent, numbered{e.seq, wire.Event{Serial: serial, Kind: kind}, owner})
 	if len(e.recent) > keepEvents {
 		e.recent = e.recent[len(e.recent)-keepEvents:]
 	}
@@ -55,9 +57,10 @@ func (e *events) now() uint64 {
 
 func (e *events) stop() { e.once.Do(func() { close(e.stopped) }) }
 
-// next returns the first event after seq, waiting up to timeout (0: do not
-// wait) or until ctx ends or the server stops.
-func (e *events) next(ctx context.Context, seq uint64, timeout time.Duration) (wire.Event, uint64, error) {
+// next returns the first event after seq that visible lets through,
+// waiting up to timeout (0: do not wait) or until ctx ends or the server
+// stops.
+func (e *events) next(ctx context.Context, seq uint64, timeout time.Duration, visible func(*tpmcard.Owner) bool) (wire.Event, uint64, error) {
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -67,7 +70,11 @@ func (e *events) next(ctx context.Context, seq uint64, timeout time.Duration) (w
 	for {
 		e.mu.Lock()
 		for _, n := range e.recent {
-			if n.seq > seq {
+			if n.seq <= seq {
+				continue
+			}
+			seq = n.seq
+			if visible(n.owner) {
 				e.mu.Unlock()
 				return n.ev, n.seq, nil
 			}
@@ -97,11 +104,11 @@ func (c *conn) waitEvent(ctx context.Context, m *wire.WaitEvent) (any, error) {
 	if m.TimeoutMillis < 0 {
 		return nil, wire.NewError(wire.BadRequest, "negative timeout")
 	}
-	ev, seq, err := c.s.events.next(ctx, c.eventSeq, time.Duration(m.TimeoutMillis)*time.Millisecond)
+	ev, seq, err := c.s.events.next(ctx, c.eventSeq, time.Duration(m.TimeoutMillis)*time.Millisecond, c.mayUse)
+	c.eventSeq = seq // past the events this peer may not see, too
 	if err != nil {
 		return nil, err
 	}
-	c.eventSeq = seq
 	return &ev, nil
 }
 
@@ -135,8 +142,20 @@ func (c *conn) publishAfter(msg, reply any) {
 		serial, kind = bySession(m.Session), wire.EventChanged
 	case *wire.DestroyObject:
 		serial, kind = bySession(m.Session), wire.EventChanged
+	case *wire.SetOwner:
+		if reply != nil {
+			serial, kind = m.Serial, wire.EventChanged
+		}
 	}
-	if serial != "" {
-		c.s.events.publish(serial, kind)
+	if serial == "" {
+		return
 	}
+	// Only the card's owner, its group and administrators hear of it.
+	var owner *tpmcard.Owner
+	if kind == wire.EventRemoved {
+		owner, c.destroyedOwner = c.destroyedOwner, nil
+	} else if ci, err := c.s.m.Card(serial); err == nil {
+		owner = ci.Owner
+	}
+	c.s.events.publish(serial, kind, owner)
 }

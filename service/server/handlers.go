@@ -71,6 +71,8 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.provision(m)
 	case *wire.DestroyCard:
 		return c.destroyCard(m)
+	case *wire.SetOwner:
+		return c.setOwner(m) // owner.go
 	case *wire.GetStatus:
 		return c.getStatus()
 	case *wire.AttestKey:
@@ -126,6 +128,9 @@ func (c *conn) listCards() (any, error) {
 	}
 	out := &wire.Cards{}
 	for _, ci := range cards {
+		if !c.mayUse(ci.Owner) {
+			continue // not even its serial: it is not this peer's card
+		}
 		st, err := c.s.m.Status(ci.Serial)
 		if err != nil {
 			// A lost card still shows, so that it can be destroyed.
@@ -152,6 +157,7 @@ func (s *Server) tokenInfo(st *tpmcard.CardStatus) wire.TokenInfo {
 		HasPUK:       st.HasPUK,
 		HasAdminKey:  st.AdminKey != nil,
 		Simulated:    s.cfg.Simulated,
+		Owner:        wireOwner(st.Owner),
 		Flags:        wire.FlagLoginRequired | wire.FlagUserPINInitialized | wire.FlagTokenInitialized,
 	}
 	if s.random != nil {
@@ -191,7 +197,7 @@ func (c *conn) mechanisms(m *wire.Mechanisms) (any, error) {
 	if err := c.needUser(wire.TypeMechanisms); err != nil {
 		return nil, err
 	}
-	if _, err := c.s.m.Card(m.Serial); err != nil {
+	if _, err := c.visibleCard(wire.TypeMechanisms, m.Serial); err != nil {
 		return nil, err
 	}
 	return &wire.MechanismList{Mechanisms: mechanismList(!c.s.cfg.Simulated)}, nil
@@ -204,7 +210,8 @@ func (c *conn) openSession(m *wire.OpenSession) (any, error) {
 	if err := c.needUser(wire.TypeOpenSession); err != nil {
 		return nil, err
 	}
-	if _, err := c.s.m.Card(m.Serial); err != nil {
+	gen := c.s.ownerGen.Load() // before the check: a change during it shows at next use
+	if _, err := c.visibleCard(wire.TypeOpenSession, m.Serial); err != nil {
 		return nil, err
 	}
 	if len(c.sessions) >= maxSessionsPerConn {
@@ -219,7 +226,7 @@ func (c *conn) openSession(m *wire.OpenSession) (any, error) {
 			break
 		}
 	}
-	c.sessions[c.nextSession] = &session{serial: m.Serial, rw: m.ReadWrite}
+	c.sessions[c.nextSession] = &session{serial: m.Serial, rw: m.ReadWrite, gen: gen}
 	return &wire.SessionOpened{Session: c.nextSession}, nil
 }
 
@@ -227,6 +234,9 @@ func (c *conn) session(id uint32) (*session, error) {
 	s, ok := c.sessions[id]
 	if !ok {
 		return nil, wire.Errorf(wire.SessionInvalid, "no session %d", id)
+	}
+	if err := c.checkSession(id, s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -311,6 +321,9 @@ func (c *conn) login(m *wire.Login) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := c.visibleCard(wire.TypeLogin, s.serial); err != nil {
+		return nil, err
+	}
 	switch m.UserType {
 	case wire.UserNormal:
 		err := c.s.logins.loginUser(c, s.serial, m.PIN)
@@ -381,6 +394,9 @@ func (c *conn) initPIN(m *wire.InitPIN) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := c.visibleCard(wire.TypeInitPIN, s.serial); err != nil {
+		return nil, err
+	}
 	puk := c.s.logins.puk(c, s.serial)
 	if puk == nil {
 		return nil, wire.NewError(wire.NotLoggedIn, "InitPIN needs an SO login")
@@ -402,8 +418,11 @@ func (c *conn) setPIN(m *wire.SetPIN) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := c.visibleCard(wire.TypeSetPIN, s.serial); err != nil {
+		return nil, err
+	}
 	if _, so := c.s.logins.state(c, s.serial); so {
-		err := c.s.m.ChangePUK(s.serial, m.OldPIN, m.NewPIN)
+		err := c.s.logins.withCard(s.serial, func() error { return c.s.m.ChangePUK(s.serial, m.OldPIN, m.NewPIN) })
 		c.auditCredential(s.serial, "PUK changed", err)
 		if err != nil {
 			return nil, err
@@ -427,7 +446,7 @@ func (c *conn) unblock(m *wire.Unblock) (any, error) {
 	if err := c.needUser(wire.TypeUnblock); err != nil {
 		return nil, err
 	}
-	if _, err := c.s.m.Card(m.Serial); err != nil {
+	if _, err := c.visibleCard(wire.TypeUnblock, m.Serial); err != nil {
 		return nil, err
 	}
 	err := c.s.logins.withCard(m.Serial, func() error { return c.s.m.Unblock(m.Serial, m.PUK, m.NewPIN) })
@@ -575,6 +594,11 @@ func (c *conn) provision(m *wire.Provision) (any, error) {
 		opts.AdminKey = ek
 	}
 	opts.NoPUK = m.NoPUK
+	owner, err := c.provisionOwner(m) // owner.go
+	if err != nil {
+		return nil, err
+	}
+	opts.Owner = owner
 	cr, err := c.s.m.Create(opts)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("provisioning failed")
@@ -582,7 +606,7 @@ func (c *conn) provision(m *wire.Provision) (any, error) {
 	}
 	c.log.Info().Str("card", cr.Card.Serial).Str("label", cr.Card.Label).Int("pin_tries", cr.Card.PINTries).
 		Int("puk_tries", cr.Card.PUKTries).Bool("default_pin", opts.PIN == nil).Bool("generated_puk", cr.PUK != nil).
-		Bool("admin_key", opts.AdminKey != nil).Bool("puk", !opts.NoPUK).
+		Bool("admin_key", opts.AdminKey != nil).Bool("puk", !opts.NoPUK).Any("owner", wireOwner(owner)).
 		Msg("card provisioned")
 	return &wire.Provisioned{Serial: cr.Card.Serial, PUK: cr.PUK}, nil
 }
@@ -590,6 +614,9 @@ func (c *conn) provision(m *wire.Provision) (any, error) {
 func (c *conn) destroyCard(m *wire.DestroyCard) (any, error) {
 	if err := c.needAdmin(wire.TypeDestroyCard); err != nil {
 		return nil, err
+	}
+	if ci, err := c.s.m.Card(m.Serial); err == nil {
+		c.destroyedOwner = ci.Owner // for the removal event (events.go)
 	}
 	err := c.s.logins.withCard(m.Serial, func() error { return c.s.m.Destroy(m.Serial) })
 	if err != nil {

@@ -156,7 +156,14 @@ func (e *env) dialAs(p Peer) *client.Client {
 // tries, through the service.
 func (e *env) provision(c *client.Client) string {
 	e.t.Helper()
-	p, err := c.Provision(wire.Provision{Label: "test", PIN: testPIN.Clone(), PUK: testPUK.Clone(), PINTries: 3, PUKTries: 2})
+	return e.provisionFor(c, nil)
+}
+
+// provisionFor is provision for a card that belongs to owner (nil: the
+// user who asks).
+func (e *env) provisionFor(c *client.Client, owner *wire.CardOwner) string {
+	e.t.Helper()
+	p, err := c.Provision(wire.Provision{Label: "test", PIN: testPIN.Clone(), PUK: testPUK.Clone(), PINTries: 3, PUKTries: 2, Owner: owner})
 	if err != nil {
 		e.t.Fatalf("Provision: %v", err)
 	}

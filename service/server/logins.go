@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/tpmcard/tpmcard/service/wire"
@@ -16,6 +17,13 @@ import (
 // Each card has its own mutex, held across the Manager calls that depend
 // on the login state (Login, Logout, Sign), so that one application's
 // logout cannot pull the proof from under another's login or signature.
+//
+// A wrong PIN ends every application's login of the card, as a physical
+// card drops its verified state after a failed VERIFY (ISO 7816-4 §11.5.6):
+// otherwise a logged-in signer re-proves the PIN at every signature,
+// which resets the TPM's counter, and wrong guesses from anyone else never
+// add up to the limit. A wrong PUK ends every SO login of the card for the
+// same reason.
 type logins struct {
 	m     *tpmcard.Manager
 	mu    sync.Mutex
@@ -54,8 +62,8 @@ func (l *logins) state(c *conn, serial string) (user, so bool) {
 	return user, so
 }
 
-// loginUser proves the PIN to the TPM and marks c logged in. A wrong PIN
-// leaves other applications' logins alone (the Manager keeps its proof).
+// loginUser proves the PIN to the TPM and marks c logged in. A wrong or
+// locked PIN logs every application out of the card.
 func (l *logins) loginUser(c *conn, serial string, pin secret.Secret) error {
 	cl := l.card(serial)
 	cl.mu.Lock()
@@ -67,6 +75,7 @@ func (l *logins) loginUser(c *conn, serial string, pin secret.Secret) error {
 		return wire.NewError(wire.AnotherUserLoggedIn, "logged in as SO: log out first")
 	}
 	if err := l.m.Login(serial, pin); err != nil {
+		l.failedLocked(cl, serial, err)
 		l.syncLocked(cl, serial)
 		return err
 	}
@@ -159,6 +168,7 @@ func (l *logins) withUser(c *conn, serial string, fn func() error) error {
 	}
 	err := fn()
 	if err != nil {
+		l.failedLocked(cl, serial, err)
 		l.syncLocked(cl, serial)
 	}
 	return err
@@ -172,8 +182,62 @@ func (l *logins) withCard(serial string, fn func() error) error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	err := fn()
+	l.failedLocked(cl, serial, err)
 	l.syncLocked(cl, serial)
 	return err
+}
+
+// failedLocked ends every user login of the card after a wrong or locked
+// PIN, and every SO login after a wrong or locked PUK, and logs each.
+func (l *logins) failedLocked(cl *cardLogins, serial string, err error) {
+	if err == nil {
+		return
+	}
+	var pe *tpmcard.PINError
+	isPE := errors.As(err, &pe)
+	blocked := errors.Is(err, tpmcard.ErrCardBlocked)
+	if (isPE && !pe.PUK) || blocked || errors.Is(err, tpmcard.ErrPINLocked) {
+		for c := range cl.users {
+			c.log.Info().Str("card", serial).Msg("logged out: a wrong PIN was entered for the card")
+		}
+		if len(cl.users) > 0 {
+			clear(cl.users)
+			l.m.Logout(serial)
+		}
+	}
+	if (isPE && pe.PUK) || blocked || errors.Is(err, tpmcard.ErrPUKLocked) {
+		for c, puk := range cl.so {
+			c.log.Info().Str("card", serial).Msg("SO logged out: a wrong PUK was entered for the card")
+			puk.Wipe()
+		}
+		clear(cl.so)
+	}
+}
+
+// revoke ends the logins of the card's connections that keep rejects,
+// after the card changed owner, and returns them.
+func (l *logins) revoke(serial string, keep func(*conn) bool) []*conn {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var out []*conn
+	for c := range cl.users {
+		if !keep(c) {
+			delete(cl.users, c)
+			out = append(out, c)
+		}
+	}
+	for c, puk := range cl.so {
+		if !keep(c) {
+			puk.Wipe()
+			delete(cl.so, c)
+			out = append(out, c)
+		}
+	}
+	if len(out) > 0 && len(cl.users) == 0 {
+		l.m.Logout(serial)
+	}
+	return out
 }
 
 // syncLocked drops the user logins the Manager no longer backs: a PIN that

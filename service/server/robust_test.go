@@ -336,19 +336,56 @@ func TestMaxConns(t *testing.T) {
 	})
 }
 
-// TestIdleTimeout: a silent connection is closed, and logged out.
+// TestIdleTimeout: a silent connection without a session is closed; one
+// that holds a session (a logged-in PKCS#11 application) is not.
 func TestIdleTimeout(t *testing.T) {
-	e := newEnv(t, nil, func(c *Config) { c.IdleTimeout = 200 * time.Millisecond })
-	c := e.dial()
-	serial := e.provision(c)
-	s := mustOpen(t, c, serial, false)
-	mustLogin(t, c, s)
-	time.Sleep(500 * time.Millisecond)
-	if _, err := c.ListCards(); err == nil {
-		t.Fatal("an idle connection still answers")
+	const idle = 300 * time.Millisecond
+	e := newEnv(t, nil, func(c *Config) { c.IdleTimeout = idle })
+	admin := e.dial()
+	serial := e.provision(admin)
+	id := e.generate(admin, serial, wire.AlgECDSAP256)
+
+	silent := e.dial() // sent Hello, nothing else: it holds a slot for nothing
+	app := e.dial()
+	s := mustOpen(t, app, serial, false)
+	mustLogin(t, app, s)
+	priv := privateKey(t, app, s, id)
+	time.Sleep(3 * idle)
+	if _, err := silent.ListCards(); err == nil {
+		t.Fatal("an idle connection without a session still answers")
 	}
-	if e.m.LoggedIn(serial) {
-		t.Error("the idle connection's login remains")
+	d := sha256.Sum256([]byte("still here"))
+	if _, err := app.Sign(s, priv, p11.CKMECDSA, nil, d[:]); err != nil {
+		t.Fatalf("a logged-in application was dropped for being idle: %v", err)
+	}
+	if !e.m.LoggedIn(serial) {
+		t.Error("the logged-in application lost its login")
+	}
+	// Once its last session closes, the application may be dropped too.
+	if err := app.CloseSession(s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * idle)
+	if _, err := app.ListCards(); err == nil {
+		t.Fatal("an idle connection whose sessions closed still answers")
+	}
+	if !strings.Contains(e.logs.String(), `"idle connection closed"`) {
+		t.Error("the audit log lacks the idle close")
+	}
+}
+
+// TestDefaultLimits: the zero Config means the documented defaults.
+func TestDefaultLimits(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	if e.s.idleTimeout != DefaultIdleTimeout || e.s.maxConns != DefaultMaxConns || e.s.maxPerUser != DefaultMaxConnsPerUser {
+		t.Errorf("idle %v, max %d, per user %d", e.s.idleTimeout, e.s.maxConns, e.s.maxPerUser)
+	}
+	if DefaultIdleTimeout <= 0 || DefaultMaxConnsPerUser >= DefaultMaxConns-e.s.adminReserve {
+		t.Errorf("defaults make no sense: idle %v, per user %d of %d (%d reserved)", DefaultIdleTimeout, DefaultMaxConnsPerUser, DefaultMaxConns, e.s.adminReserve)
+	}
+	never, err := New(Config{Manager: e.m, IdleTimeout: -1})
+	if err != nil || never.idleTimeout != 0 {
+		t.Errorf("a negative IdleTimeout gives %v (%v), want never (0)", never.idleTimeout, err)
 	}
 }
 

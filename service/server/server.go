@@ -15,13 +15,16 @@ import (
 	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
-// Defaults for the Config's zero values.
+// Defaults for the Config's zero values. The CLI's help and the README
+// quote these numbers; a test holds them to it.
 const (
-	DefaultSocket         = "/run/tpmcard/tpmcard.sock"
-	DefaultMaxConns       = 128
-	DefaultRequestTimeout = 30 * time.Second
-	maxSessionsPerConn    = 256
-	maxRejecting          = 64 // connections being told TooManyConnections at once
+	DefaultSocket          = "/run/tpmcard/tpmcard.sock"
+	DefaultMaxConns        = 256
+	DefaultMaxConnsPerUser = 16
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultRequestTimeout  = 30 * time.Second
+	maxSessionsPerConn     = 256
+	maxRejecting           = 64 // connections being told TooManyConnections at once
 )
 
 // RandomSource gives random bytes from the TPM (TPM2_GetRandom, TPM 2.0
@@ -53,11 +56,20 @@ type Config struct {
 	// warn lines for security events. PINs and PUKs never reach it.
 	Logger zerolog.Logger
 	// MaxConns bounds the open connections (0: DefaultMaxConns); one more
-	// gets a TooManyConnections error frame and is closed.
+	// gets a TooManyConnections error frame and is closed. An eighth of
+	// them (at least one) is kept for administrators: other users
+	// together never hold more than the rest, so no user can lock root
+	// out.
 	MaxConns int
-	// IdleTimeout closes a connection that sends no request for that long.
-	// 0 means never: a PKCS#11 application keeps its connection for as
-	// long as it runs, and closing it would log it out.
+	// MaxConnsPerUser bounds the open connections of one uid
+	// (0: DefaultMaxConnsPerUser). Administrators have no such bound.
+	MaxConnsPerUser int
+	// IdleTimeout closes a connection that holds no session (and so no
+	// login) and sends no request for that long (0: DefaultIdleTimeout;
+	// negative: never). A connection with an open session is never
+	// closed for being idle: a PKCS#11 application that stays logged in
+	// keeps its connection for as long as it runs, and the PKCS#11
+	// module opens a new connection by itself after an idle one closed.
 	IdleTimeout time.Duration
 	// RequestTimeout bounds how long a frame may take to arrive once its
 	// first byte did, how long a reply may take to be written, and the
@@ -82,8 +94,8 @@ func (c *Config) validate() error {
 		return errors.New("server: no card manager")
 	case c.MaxConns < 0:
 		return errors.New("server: negative MaxConns")
-	case c.IdleTimeout < 0:
-		return errors.New("server: negative IdleTimeout")
+	case c.MaxConnsPerUser < 0:
+		return errors.New("server: negative MaxConnsPerUser")
 	case c.RequestTimeout < 0:
 		return errors.New("server: negative RequestTimeout")
 	}
@@ -102,6 +114,8 @@ type Server struct {
 	reqTimeout   time.Duration
 	idleTimeout  time.Duration
 	maxConns     int
+	maxPerUser   int
+	adminReserve int // connections only administrators may take
 	baseCtx      context.Context
 	cancelBase   context.CancelFunc
 	peerOverride func(Peer) Peer // tests: pretend to be another peer
@@ -110,6 +124,8 @@ type Server struct {
 	mu       sync.Mutex
 	ln       *net.UnixListener
 	conns    map[*conn]struct{}
+	perUID   map[uint32]int // open connections of each non-admin uid
+	others   int            // open connections of non-admins
 	nextConn uint64
 	started  bool
 	stopping bool
@@ -119,6 +135,10 @@ type Server struct {
 
 	logins logins
 	events *events
+
+	// ownerGen counts owner changes: a session opened before the last
+	// one has its card's access checked again at its next use.
+	ownerGen atomic.Uint64
 }
 
 // New checks cfg and returns a Server that is not yet listening.
@@ -137,7 +157,9 @@ func New(cfg Config) (*Server, error) {
 		reqTimeout:  cfg.RequestTimeout,
 		idleTimeout: cfg.IdleTimeout,
 		maxConns:    cfg.MaxConns,
+		maxPerUser:  cfg.MaxConnsPerUser,
 		conns:       map[*conn]struct{}{},
+		perUID:      map[uint32]int{},
 		events:      newEvents(),
 	}
 	if s.reqTimeout == 0 {
@@ -145,6 +167,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.maxConns == 0 {
 		s.maxConns = DefaultMaxConns
+	}
+	if s.maxPerUser == 0 {
+		s.maxPerUser = DefaultMaxConnsPerUser
+	}
+	s.adminReserve = max(1, s.maxConns/8)
+	if s.maxConns == 1 {
+		s.adminReserve = 0
+	}
+	switch {
+	case s.idleTimeout == 0:
+		s.idleTimeout = DefaultIdleTimeout
+	case s.idleTimeout < 0:
+		s.idleTimeout = 0 // never
 	}
 	if os.Getenv("TPMCARD_DEBUG") == "wire" {
 		s.cfg.TraceWire = true
@@ -200,10 +235,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.adminGroup.set {
 		ev = ev.Uint32("admin_gid", s.adminGroup.gid)
 	}
-	ev.Msg("service listening")
+	ev.Int("max_conns", s.maxConns).Int("max_conns_per_user", s.maxPerUser).Dur("idle_timeout", s.idleTimeout).
+		Msg("service listening")
 	if s.cfg.Simulated {
 		s.log.Warn().Str("backend", s.cfg.Backend).Msg("the TPM is simulated: keys are NOT hardware-protected")
 	}
+	s.warnOwnerless()
 	return nil
 }
 
@@ -230,8 +267,20 @@ func (s *Server) acceptLoop(ln *net.UnixListener) {
 	}
 }
 
-// admit registers a new connection and serves it, or turns it away.
+// admit registers a new connection and serves it, or turns it away. The
+// peer's credentials are read here, before any frame, so that the limits
+// can count connections per uid.
 func (s *Server) admit(nc *net.UnixConn) {
+	p, err := peerOf(nc)
+	if err != nil {
+		s.log.Error().Err(err).Msg("reading peer credentials: closing")
+		nc.Close()
+		return
+	}
+	if s.peerOverride != nil {
+		p = s.peerOverride(p)
+	}
+	r := roleOf(p, s.cardGroup, s.adminGroup)
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
@@ -240,9 +289,10 @@ func (s *Server) admit(nc *net.UnixConn) {
 	}
 	s.nextConn++
 	id := s.nextConn
-	if len(s.conns) >= s.maxConns {
+	if why := s.full(p, r); why != "" {
 		s.mu.Unlock()
-		s.log.Warn().Uint64("conn", id).Int("max_conns", s.maxConns).Msg("too many connections: refusing one")
+		s.log.Warn().Uint64("conn", id).Uint32("uid", p.UID).Int32("pid", p.PID).Int("max_conns", s.maxConns).
+			Int("max_conns_per_user", s.maxPerUser).Str("reason", why).Msg("too many connections: refusing one")
 		if s.rejecting.Add(1) > maxRejecting {
 			s.rejecting.Add(-1)
 			nc.Close() // a flood: no explanation for this one
@@ -250,15 +300,37 @@ func (s *Server) admit(nc *net.UnixConn) {
 		}
 		go func() {
 			defer s.rejecting.Add(-1)
-			reject(nc, wire.Errorf(wire.TooManyConnections, "the service already serves %d connections", s.maxConns))
+			reject(nc, wire.NewError(wire.TooManyConnections, why))
 		}()
 		return
 	}
 	c := newConn(s, id, nc)
+	c.peer, c.role, c.groups = p, r, append([]uint32{p.GID}, p.Groups...)
 	s.conns[c] = struct{}{}
+	if !r.admin {
+		s.perUID[p.UID]++
+		s.others++
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go c.serve()
+}
+
+// full says why a connection of peer p may not be admitted now, or "".
+// Administrators may use every slot; other users share all but
+// adminReserve of them, at most maxPerUser each. s.mu is held.
+func (s *Server) full(p Peer, r role) string {
+	switch {
+	case len(s.conns) >= s.maxConns:
+		return fmt.Sprintf("the service already serves %d connections", s.maxConns)
+	case r.admin:
+		return ""
+	case s.perUID[p.UID] >= s.maxPerUser:
+		return fmt.Sprintf("uid %d already has %d connections open", p.UID, s.maxPerUser)
+	case s.others >= s.maxConns-s.adminReserve:
+		return fmt.Sprintf("the service already serves %d connections of users who are not administrators", s.others)
+	}
+	return ""
 }
 
 // reject answers the connection's Hello with an error frame and closes.
@@ -273,6 +345,12 @@ func reject(nc *net.UnixConn, se *wire.StatusError) {
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
+	if _, ok := s.conns[c]; ok && !c.role.admin {
+		s.others--
+		if s.perUID[c.peer.UID]--; s.perUID[c.peer.UID] <= 0 {
+			delete(s.perUID, c.peer.UID)
+		}
+	}
 	delete(s.conns, c)
 	s.mu.Unlock()
 }

@@ -258,9 +258,11 @@ func TestPINLifecycle(t *testing.T) {
 	if f := flags(); !f.Flags.Has(wire.FlagSOPINFinalTry) {
 		t.Errorf("PUK final try not flagged: %#x", f.Flags)
 	}
-	if err := c.Logout(s); err != nil {
-		t.Fatal(err)
+	// A wrong PUK ends the SO login, as a wrong PIN ends user logins.
+	if st, _ := c.SessionInfo(s); st.State != cksRWPublic {
+		t.Errorf("session state %d after a wrong PUK, want CKS_RW_PUBLIC_SESSION", st.State)
 	}
+	wantStatus(t, "logout after a wrong PUK", c.Logout(s), wire.NotLoggedIn)
 	if err := c.Login(s, wire.UserSO, testPUK.Clone()); err != nil {
 		t.Fatal(err)
 	}
@@ -338,11 +340,11 @@ func TestPerApplicationLogin(t *testing.T) {
 	}
 	_, err := b.Sign(sb, privA, p11.CKMECDSA, nil, d[:])
 	wantStatus(t, "B signs", err, wire.NotLoggedIn)
-	// A wrong PIN from B leaves A logged in.
+	// A wrong PIN from B ends A's login too (TestWrongPINEndsEveryLogin).
 	wantStatus(t, "B's wrong PIN", b.Login(sb, wire.UserNormal, secret.FromString("not the PIN")), wire.PINIncorrect)
-	if _, err := a.Sign(sa, privA, p11.CKMECDSA, nil, d[:]); err != nil {
-		t.Fatalf("A signs after B's wrong PIN: %v", err)
-	}
+	_, err = a.Sign(sa, privA, p11.CKMECDSA, nil, d[:])
+	wantStatus(t, "A signs after B's wrong PIN", err, wire.NotLoggedIn)
+	mustLogin(t, a, sa)
 
 	// Both logged in: A logging out leaves B working.
 	mustLogin(t, b, sb)
@@ -401,8 +403,14 @@ func TestPermissions(t *testing.T) {
 	wantStatus(t, "outsider opens a session", err, wire.PermissionDenied)
 
 	user := e.dialAs(Peer{UID: 1001, GID: 1001, Groups: []uint32{cardGID}})
-	if _, err := user.ListCards(); err != nil {
-		t.Fatalf("card user lists cards: %v", err)
+	if cards, err := user.ListCards(); err != nil || len(cards) != 0 {
+		t.Fatalf("card user lists root's card: %v, %v", cards, err)
+	}
+	if err := root.SetOwner(serial, &wire.CardOwner{UID: 1001}); err != nil {
+		t.Fatal(err)
+	}
+	if cards, err := user.ListCards(); err != nil || len(cards) != 1 || cards[0].Owner == nil || cards[0].Owner.UID != 1001 {
+		t.Fatalf("card user lists its card: %v, %v", cards, err)
 	}
 	s := mustOpen(t, user, serial, true)
 	mustLogin(t, user, s)
@@ -429,7 +437,7 @@ func TestPermissions(t *testing.T) {
 // and only uid 0 administers.
 func TestNoCardGroupEveryoneUses(t *testing.T) {
 	e := newEnv(t, nil, nil)
-	serial := e.provision(e.dial())
+	serial := e.provisionFor(e.dial(), &wire.CardOwner{UID: 1000})
 	u := e.dialAs(Peer{UID: 1000, GID: 1000})
 	s := mustOpen(t, u, serial, true)
 	mustLogin(t, u, s)

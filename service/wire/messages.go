@@ -47,6 +47,7 @@ const (
 	TypeDestroyCard Type = 0x41
 	TypeGetStatus   Type = 0x42
 	TypeAttestKey   Type = 0x43 // enrollment: key attestation (attest.go)
+	TypeSetOwner    Type = 0x44 // who the card belongs to (owner.go)
 
 	// The administrator's offline unblock (issue: fleet unblock).
 	TypeAdminChallenge Type = 0x48
@@ -115,6 +116,7 @@ var catalog = map[Type]entry{
 	TypeDestroyCard:      {"DestroyCard", mk[DestroyCard](), TypeAck},
 	TypeGetStatus:        {"GetStatus", mk[GetStatus](), TypeServiceStatus},
 	TypeAttestKey:        {"AttestKey", mk[AttestKey](), TypeAttestation},
+	TypeSetOwner:         {"SetOwner", mk[SetOwner](), TypeAck},
 	TypeAdminChallenge:   {"AdminChallenge", mk[AdminChallenge](), TypeChallenge},
 	TypeAdminUnblock:     {"AdminUnblock", mk[AdminUnblock](), TypeAck},
 
@@ -289,6 +291,7 @@ type TokenInfo struct {
 	HasPUK       bool       `cbor:"12,keyasint,omitempty"`
 	HasAdminKey  bool       `cbor:"13,keyasint,omitempty"` // unblock by admin signature (PolicySigned) is possible
 	Simulated    bool       `cbor:"14,keyasint,omitempty"`
+	Owner        *CardOwner `cbor:"15,keyasint,omitempty"` // nil: administrators only
 }
 
 // Mechanisms asks for the mechanisms a card supports.
@@ -567,6 +570,10 @@ type Provision struct {
 	PUKTries  int           `cbor:"6,keyasint,omitempty"`
 	AdminKey  []byte        `cbor:"7,keyasint,omitempty"` // PKIX DER of an ECDSA P-256 key: offline unblock
 	NoPUK     bool          `cbor:"8,keyasint,omitempty"` // no PUK: only the admin key unblocks
+	// Owner is who the card belongs to; nil means the requesting user.
+	Owner *CardOwner `cbor:"9,keyasint,omitempty"`
+	// AdminsOnly leaves the card to administrators alone (Owner must be nil).
+	AdminsOnly bool `cbor:"10,keyasint,omitempty"`
 }
 
 // Provisioned answers Provision.

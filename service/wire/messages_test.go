@@ -37,6 +37,7 @@ var typeGolden = []struct {
 	{TypeDestroyCard, 0x41, "DestroyCard", TypeAck},
 	{TypeGetStatus, 0x42, "GetStatus", TypeServiceStatus},
 	{TypeAttestKey, 0x43, "AttestKey", TypeAttestation},
+	{TypeSetOwner, 0x44, "SetOwner", TypeAck},
 	{TypeAdminChallenge, 0x48, "AdminChallenge", TypeChallenge},
 	{TypeAdminUnblock, 0x49, "AdminUnblock", TypeAck},
 

@@ -5,6 +5,8 @@ import "github.com/tpmcard/tpmcard/tpmcard/secret"
 // testPIN is a PIN whose digits must never show up in a trace.
 const testPIN = "918273"
 
+var sampleGID uint32 = 1001
+
 // samples returns one fully populated message of every catalog type. Every
 // field is non-zero, so a field lost in a round trip shows.
 func samples() map[Type]any {
@@ -34,8 +36,10 @@ func samples() map[Type]any {
 		TypeProvision: &Provision{
 			Label: "laptop", PIN: secret.FromString("000000"), PUK: secret.FromString("87654321"),
 			PINPolicy: PINPolicy{MinLen: 6, MaxLen: 64, Upper: CharRequired, Lower: CharDisallowed, Digit: CharRequired, Special: CharDisallowed},
-			PINTries:  5, PUKTries: 10,
+			PINTries:  5, PUKTries: 10, AdminKey: []byte{0x30, 0x59}, NoPUK: true,
+			Owner: &CardOwner{UID: 1000, GID: &sampleGID}, AdminsOnly: true,
 		},
+		TypeSetOwner:       &SetOwner{Serial: "TC-0001", Owner: &CardOwner{UID: 1000, GID: &sampleGID}},
 		TypeDestroyCard:    &DestroyCard{Serial: "TC-0001"},
 		TypeGetStatus:      &GetStatus{},
 		TypeAttestKey:      &AttestKey{Serial: "0123456789abcdef", KeyID: []byte{1, 2}, Nonce: []byte("nonce")},
@@ -50,7 +54,7 @@ func samples() map[Type]any {
 			Serial: "TC-0001", Label: "laptop", Manufacturer: "tpmcard", Model: "TPM 2.0",
 			Flags:     FlagRNG | FlagLoginRequired | FlagUserPINInitialized | FlagTokenInitialized | FlagUserPINToBeChanged,
 			MinPINLen: 6, MaxPINLen: 64, PINTriesLeft: 2, PINTriesMax: 3, PUKTriesLeft: 10, PUKTriesMax: 10,
-			HasPUK: true, HasAdminKey: true, Simulated: true,
+			HasPUK: true, HasAdminKey: true, Simulated: true, Owner: &CardOwner{UID: 1000, GID: &sampleGID},
 		}, {Serial: "TC-0002", Flags: FlagUserPINLocked}}},
 		TypeMechanismList: &MechanismList{Mechanisms: []MechanismInfo{
 			{Mechanism: 0x1041, MinKeyBits: 256, MaxKeyBits: 384, Flags: 0x2800},
