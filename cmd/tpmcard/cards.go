@@ -156,6 +156,8 @@ func cardCreate(e *env, args []string) error {
 	maxLen := fs.Int("max-pin-len", 0, "longest PIN (default 127)")
 	adminKey := fs.String("admin-key", "", "admin public key file: the holder of its private key can unblock the card offline (see `tpmcard admin keygen`)")
 	noPUK := fs.Bool("no-puk", false, "no PUK: only the admin key unblocks the card (needs --admin-key)")
+	ownerSpec := fs.String("owner", "", "USER[:GROUP] (names or numbers) the card belongs to: only they and administrators see and use it (default: the user who ran sudo, else you)")
+	adminsOnly := fs.Bool("admins-only", false, "a card no user owns: only administrators see and use it")
 	var rules [4]string
 	for i, n := range []string{"upper", "lower", "digit", "special"} {
 		fs.StringVar(&rules[i], n, "allowed", n+" characters in PINs: allowed, required or disallowed")
@@ -180,6 +182,10 @@ func cardCreate(e *env, args []string) error {
 		return fmt.Errorf("%w: --no-puk needs --admin-key and no --puk-stdin", errUsage)
 	}
 	p.NoPUK = *noPUK
+	if p.Owner, err = ownerFor(*ownerSpec, *adminsOnly); err != nil {
+		return err
+	}
+	p.AdminsOnly = *adminsOnly
 	sec := newSecrets(e)
 	if *pinStdin {
 		if p.PIN, err = sec.get("PIN", true, false); err != nil {
@@ -209,7 +215,14 @@ func cardCreate(e *env, args []string) error {
 			PUK    string `json:"puk,omitempty"`
 		}{out.Serial, string(out.PUK)})
 	}
-	fmt.Fprintf(e.stdout, "card %s created\n", out.Serial)
+	owner := "you"
+	switch {
+	case p.AdminsOnly:
+		owner = "administrators only"
+	case p.Owner != nil:
+		owner = ownerViewOf(p.Owner).String()
+	}
+	fmt.Fprintf(e.stdout, "card %s created; it belongs to %s\n", out.Serial, owner)
 	if !*pinStdin {
 		fmt.Fprintf(e.stdout, "PIN: %s (the default: it must be changed with `tpmcard pin change` before the card signs)\n", defaultPIN)
 	}
@@ -226,21 +239,22 @@ const defaultPIN = "12345678"
 
 // cardView is the JSON and table form of a card.
 type cardView struct {
-	Serial        string    `json:"serial"`
-	Label         string    `json:"label"`
-	PINTriesLeft  int       `json:"pin_tries_left"`
-	PINTries      int       `json:"pin_tries"`
-	PUKTriesLeft  int       `json:"puk_tries_left"`
-	PUKTries      int       `json:"puk_tries"`
-	PINLocked     bool      `json:"pin_locked"`
-	PUKLocked     bool      `json:"puk_locked"`
-	PINMustChange bool      `json:"pin_must_change"`
-	MinPINLength  int       `json:"min_pin_length"`
-	MaxPINLength  int       `json:"max_pin_length"`
-	Simulated     bool      `json:"simulated"`
-	HasPUK        bool      `json:"puk"`
-	HasAdminKey   bool      `json:"admin_key"`
-	Keys          []keyView `json:"keys,omitempty"`
+	Serial        string     `json:"serial"`
+	Label         string     `json:"label"`
+	PINTriesLeft  int        `json:"pin_tries_left"`
+	PINTries      int        `json:"pin_tries"`
+	PUKTriesLeft  int        `json:"puk_tries_left"`
+	PUKTries      int        `json:"puk_tries"`
+	PINLocked     bool       `json:"pin_locked"`
+	PUKLocked     bool       `json:"puk_locked"`
+	PINMustChange bool       `json:"pin_must_change"`
+	MinPINLength  int        `json:"min_pin_length"`
+	MaxPINLength  int        `json:"max_pin_length"`
+	Simulated     bool       `json:"simulated"`
+	HasPUK        bool       `json:"puk"`
+	HasAdminKey   bool       `json:"admin_key"`
+	Owner         *ownerView `json:"owner"` // null: administrators only
+	Keys          []keyView  `json:"keys,omitempty"`
 }
 
 func viewOf(t wire.TokenInfo) cardView {
@@ -250,7 +264,7 @@ func viewOf(t wire.TokenInfo) cardView {
 		PINLocked: t.Flags&wire.FlagUserPINLocked != 0, PUKLocked: t.Flags&wire.FlagSOPINLocked != 0,
 		PINMustChange: t.Flags&wire.FlagUserPINToBeChanged != 0,
 		MinPINLength:  t.MinPINLen, MaxPINLength: t.MaxPINLen, Simulated: t.Simulated,
-		HasPUK: t.HasPUK, HasAdminKey: t.HasAdminKey,
+		HasPUK: t.HasPUK, HasAdminKey: t.HasAdminKey, Owner: ownerViewOf(t.Owner),
 	}
 }
 
@@ -294,9 +308,9 @@ func cardList(e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIAL\tLABEL\tPIN TRIES\tPUK TRIES\tSTATE")
+	fmt.Fprintln(tw, "SERIAL\tLABEL\tPIN TRIES\tPUK TRIES\tSTATE\tOWNER")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%s\n", v.Serial, v.Label, v.PINTriesLeft, v.PINTries, v.PUKTriesLeft, v.PUKTries, v.state())
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%s\t%s\n", v.Serial, v.Label, v.PINTriesLeft, v.PINTries, v.PUKTriesLeft, v.PUKTries, v.state(), v.Owner)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -336,6 +350,7 @@ func cardStatus(e *env, args []string) error {
 	if v.HasAdminKey {
 		fmt.Fprintln(e.stdout, "unblock   also by the administrator's key, offline (`tpmcard admin challenge`)")
 	}
+	fmt.Fprintf(e.stdout, "owner     %s\n", v.Owner)
 	for _, k := range v.Keys {
 		fmt.Fprintf(e.stdout, "key       %s  %s  %s\n", k.ID, k.Algorithm, k.Label)
 	}

@@ -48,6 +48,11 @@ type Config struct {
 	LogLevel   string `json:"log_level"`  // debug, info, warn, error
 	LogFormat  string `json:"log_format"` // json (default; journald-friendly) or console
 	MaxConns   int    `json:"max_connections"`
+	// MaxConnsPerUser bounds one uid's connections; admins have no bound.
+	MaxConnsPerUser int `json:"max_connections_per_user"`
+	// IdleTimeout closes connections without a session after that long
+	// ("2m"; "never"; empty: the default).
+	IdleTimeout string `json:"idle_timeout"`
 }
 
 func defaultConfig() Config {
@@ -69,7 +74,9 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 	fs.StringVar(&f.OwnerAuth, "owner-auth-file", "", "file holding the TPM owner password (default: empty password)")
 	fs.StringVar(&f.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.StringVar(&f.LogFormat, "log-format", "", "json or console (default json)")
-	fs.IntVar(&f.MaxConns, "max-connections", 0, "most simultaneous clients (default 256)")
+	fs.IntVar(&f.MaxConns, "max-connections", 0, fmt.Sprintf("most simultaneous clients; an eighth of them is kept for administrators (default %d)", server.DefaultMaxConns))
+	fs.IntVar(&f.MaxConnsPerUser, "max-connections-per-user", 0, fmt.Sprintf("most simultaneous clients of one user, administrators excepted (default %d)", server.DefaultMaxConnsPerUser))
+	fs.StringVar(&f.IdleTimeout, "idle-timeout", "", fmt.Sprintf("close a connection that holds no session after this long without a request, or never (default %v)", server.DefaultIdleTimeout))
 	if err := parse(fs, args); err != nil {
 		return cfg, "", err
 	}
@@ -106,8 +113,18 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 			cfg.LogFormat = f.LogFormat
 		case "max-connections":
 			cfg.MaxConns = f.MaxConns
+		case "max-connections-per-user":
+			cfg.MaxConnsPerUser = f.MaxConnsPerUser
+		case "idle-timeout":
+			cfg.IdleTimeout = f.IdleTimeout
 		}
 	})
+	if _, err := cfg.idleTimeout(); err != nil {
+		return cfg, "", err
+	}
+	if cfg.MaxConns < 0 || cfg.MaxConnsPerUser < 0 {
+		return cfg, "", fmt.Errorf("%w: connection limits must not be negative", errUsage)
+	}
 	if _, err := backend.Parse(cfg.TPM); err != nil {
 		return cfg, "", fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -118,6 +135,22 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 		return cfg, "", fmt.Errorf("%w: log format %q: want json or console", errUsage, cfg.LogFormat)
 	}
 	return cfg, *file, nil
+}
+
+// idleTimeout reads IdleTimeout for server.Config: 0 is the default, a
+// negative value never.
+func (c Config) idleTimeout() (time.Duration, error) {
+	switch c.IdleTimeout {
+	case "":
+		return 0, nil
+	case "never":
+		return -1, nil
+	}
+	d, err := time.ParseDuration(c.IdleTimeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%w: idle timeout %q: want a duration such as 2m, or never", errUsage, c.IdleTimeout)
+	}
+	return d, nil
 }
 
 func newLogger(w io.Writer, cfg Config) zerolog.Logger {
@@ -170,9 +203,11 @@ func (p *program) Start(service.Service) error {
 		tpm.Close()
 		return err
 	}
+	idle, _ := p.cfg.idleTimeout() // checked by loadConfig
 	srv, err := server.New(server.Config{
 		Socket: p.cfg.Socket, Manager: m, Backend: string(spec.Kind), Simulated: !spec.HardwareProtected(),
 		CardGroup: p.cfg.CardGroup, AdminGroup: p.cfg.AdminGroup, Logger: p.log, MaxConns: p.cfg.MaxConns,
+		MaxConnsPerUser: p.cfg.MaxConnsPerUser, IdleTimeout: idle,
 		Random: m, Version: version, TPMManufacturer: caps.Manufacturer, TPMFirmware: caps.FirmwareVersion,
 	})
 	if err == nil {
