@@ -53,7 +53,10 @@ type Client struct {
 }
 
 // Dial connects to the service at socketPath ("" means SocketPath()) and
-// performs the Hello handshake.
+// performs the Hello handshake. The service closes a connection that holds
+// no session and sends no request for its idle timeout (2 minutes by
+// default); a program that waits longer between uses without a session
+// (or a Signer, which holds one) dials again.
 func Dial(socketPath string) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

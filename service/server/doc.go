@@ -16,6 +16,14 @@
 // logged in to the card any more. A connection that did not log in cannot
 // sign, even while another one is logged in.
 //
+// A wrong or locked PIN ends every connection's login of the card, as a
+// physical card drops its verified state after a failed VERIFY: sessions
+// go back to the public state and the next Sign gets NotLoggedIn. A
+// logged-in application re-proves the PIN at every signature, which resets
+// the TPM's counter; without this, wrong guesses from another process
+// between its signatures would never reach the limit. A wrong or locked
+// PUK ends every SO login of the card in the same way.
+//
 // A CKU_SO login keeps the PUK for the connection (wiped at logout) so that
 // InitPIN can unblock the card; the PUK is checked, and counted, by the TPM
 // at that point, since no TPM command can check a PUK without spending it.
@@ -24,11 +32,27 @@
 //
 // Peers are identified by SO_PEERCRED and SO_PEERGROUPS (socket(7)) when
 // the connection is accepted. uid 0 and members of Config.AdminGroup are
-// administrators (provision, destroy cards, generate and delete keys,
-// service status). Administrators, members of Config.CardGroup and, when no
-// card group is set, everyone may use cards. The socket itself is 0666 so
+// administrators (provision, destroy cards, change owners, generate and
+// delete keys, service status). Administrators, members of
+// Config.CardGroup and, when no card group is set, everyone may use cards
+// at all; each card then belongs to a user and optionally a group
+// (tpmcard.Owner, set at provisioning, by default to the peer that asked,
+// and by SetOwner), and only they and administrators see it in ListCards
+// and WaitEvent, open sessions on it, log in, change or unblock its PIN,
+// or start and answer an admin challenge. Anyone else gets CardNotFound,
+// as for a card that does not exist. A card with no owner is for
+// administrators only; Start warns about each. The socket itself is 0666 so
 // that every decision, and every denial, goes through that check and the
 // audit log.
+//
+// # Limits
+//
+// At most Config.MaxConns connections (DefaultMaxConns), an eighth of them
+// kept for administrators, and Config.MaxConnsPerUser
+// (DefaultMaxConnsPerUser) per non-admin uid: one user cannot take the
+// slots others, or root, need. A connection that holds no session, so no
+// login, is closed after Config.IdleTimeout (DefaultIdleTimeout) without a
+// request; one with a session never is.
 //
 // # Audit
 //
