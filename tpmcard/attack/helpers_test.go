@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+	"golang.org/x/crypto/argon2"
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
@@ -37,6 +38,13 @@ type cardRecord struct {
 		PINSig []byte `json:"pin_sig"`
 		PUKSig []byte `json:"puk_sig"`
 	} `json:"approval"`
+	KDF *struct {
+		Alg     string `json:"alg"`
+		Time    uint32 `json:"time"`
+		Memory  uint32 `json:"memory_kib"`
+		Threads uint8  `json:"threads"`
+		Salt    []byte `json:"salt"`
+	} `json:"kdf"`
 	Keys []struct {
 		Public  []byte `json:"public"`
 		Private []byte `json:"private"`
@@ -208,11 +216,21 @@ func signedDigest(nonce []byte, expiration int32, cpHash, ref []byte) []byte {
 	return h.Sum(nil)
 }
 
-// pinAuth is a PIN's authValue as docs/security.md gives it:
+// pinAuth is a PIN's authValue as docs/security.md gives it: with the
+// record's argon2id parameters, base64(argon2id(PIN, "tpmcard pin\0" ||
+// salt)[:24]); a record without them (the earlier derivation)
 // base64(SHA-256("tpmcard pin\0" || PIN)[:24]).
-func pinAuth(pin string) []byte {
-	sum := sha256.Sum256(append([]byte("tpmcard pin\x00"), pin...))
-	return []byte(base64.RawStdEncoding.EncodeToString(sum[:24]))
+func (r *cardRecord) pinAuth(t *testing.T, pin string) []byte {
+	if r.KDF == nil {
+		sum := sha256.Sum256(append([]byte("tpmcard pin\x00"), pin...))
+		return []byte(base64.RawStdEncoding.EncodeToString(sum[:24]))
+	}
+	if r.KDF.Alg != "argon2id" {
+		t.Fatalf("the record's PIN derivation is %q, the attack knows argon2id", r.KDF.Alg)
+	}
+	salt := append([]byte("tpmcard pin\x00"), r.KDF.Salt...)
+	raw := argon2.IDKey([]byte(pin), salt, r.KDF.Time, r.KDF.Memory, r.KDF.Threads, 24)
+	return []byte(base64.RawStdEncoding.EncodeToString(raw))
 }
 
 // --- the bus -------------------------------------------------------------
@@ -278,7 +296,12 @@ func refused(t *testing.T, b *tpmtest.Backend, attack string, err error, want tp
 		t.Errorf("ATTACK %s %s: refused with %v, want %s", attack, b.Name, err, rcName(want))
 		return
 	}
-	t.Logf("ATTACK %s %s: refused with %s (%v)", attack, b.Name, rcName(want), err)
+	var r *refusal
+	if errors.As(err, &r) {
+		t.Logf("ATTACK %s %s: refused with %s", attack, b.Name, r.short())
+		return
+	}
+	t.Logf("ATTACK %s %s: refused with %s", attack, b.Name, rcName(want))
 }
 
 // --- TPM helpers ---------------------------------------------------------

@@ -1,8 +1,7 @@
 package attack
 
 import (
-	"fmt"
-	"testing"
+	"errors"
 
 	"github.com/google/go-tpm/tpm2"
 )
@@ -22,17 +21,81 @@ type target struct {
 // step is one policy command in the attacker's session.
 type step func(s tpm2.Session) error
 
+// refusal is the TPM's answer to one attempt: the command that refused
+// first and, when that was a policy command, what the attempt's final
+// command got.
+type refusal struct {
+	at      string
+	err     error
+	then    string
+	thenErr error
+}
+
+func (r *refusal) Error() string {
+	s := r.at + ": " + r.err.Error()
+	if r.then != "" {
+		s += " (then " + r.then + ": " + r.thenErr.Error() + ")"
+	}
+	return s
+}
+
+func (r *refusal) Unwrap() error { return r.err }
+
+// short is the summary: "TPM_RC_VALUE at PolicyOR, then NV_Write TPM_RC_POLICY_FAIL".
+func (r *refusal) short() string {
+	s := rcOf(r.err) + " at " + r.at
+	if r.then != "" {
+		s += ", then " + r.then + " " + rcOf(r.thenErr)
+	}
+	return s
+}
+
+func rcOf(err error) string {
+	var rc tpm2.TPMRC
+	if errors.As(err, &rc) {
+		return rcName(rc)
+	}
+	return err.Error()
+}
+
+// at names the command err came from, nil for nil.
+func at(cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var r *refusal
+	if errors.As(err, &r) {
+		return err
+	}
+	return &refusal{at: cmd, err: err}
+}
+
+// finish notes the attempt's final command on its first refusal.
+func finish(first error, cmd string, err error) error {
+	if err == nil {
+		return nil // the attack worked
+	}
+	if first == nil {
+		return at(cmd, err)
+	}
+	var r *refusal
+	if errors.As(first, &r) && r.then == "" {
+		r.then, r.thenErr = cmd, err
+	}
+	return first
+}
+
 func (a *attacker) ccStep(code tpm2.TPMCC) step {
 	return func(s tpm2.Session) error {
 		_, err := tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: code}.Execute(a.tpm)
-		return err
+		return at("PolicyCommandCode", err)
 	}
 }
 
 func (a *attacker) writtenStep(written bool) step {
 	return func(s tpm2.Session) error {
 		_, err := tpm2.PolicyNVWritten{PolicySession: s.Handle(), WrittenSet: tpm2.TPMIYesNo(written)}.Execute(a.tpm)
-		return err
+		return at("PolicyNvWritten", err)
 	}
 }
 
@@ -44,7 +107,7 @@ func (a *attacker) secretStep(h uint32, name, auth []byte) step {
 			PolicySession: s.Handle(),
 			NonceTPM:      s.NonceTPM(),
 		}.Execute(a.tpm)
-		return err
+		return at("PolicySecret", err)
 	}
 }
 
@@ -77,7 +140,7 @@ func (a *attacker) policySigned(s tpm2.Session, k tpm2.NamedHandle, nonce, cpHas
 		Expiration:    exp,
 		Auth:          sig,
 	}.Execute(a.tpm)
-	return err
+	return at("PolicySigned", err)
 }
 
 // authorizeStep runs PolicyAuthorize of policy under the record's
@@ -88,7 +151,7 @@ func (a *attacker) authorizeStep(r *cardRecord, policy []byte, ref string, sig [
 		defer done()
 		v, err := tpm2.VerifySignature{KeyHandle: k, Digest: tpm2.TPM2BDigest{Buffer: approvalDigest(policy, ref)}, Signature: ecdsaSig(sig)}.Execute(a.tpm)
 		if err != nil {
-			return fmt.Errorf("VerifySignature: %w", err)
+			return at("VerifySignature", err)
 		}
 		_, err = tpm2.PolicyAuthorize{
 			PolicySession:  s.Handle(),
@@ -97,10 +160,7 @@ func (a *attacker) authorizeStep(r *cardRecord, policy []byte, ref string, sig [
 			KeySign:        k.Name,
 			CheckTicket:    v.Validation,
 		}.Execute(a.tpm)
-		if err != nil {
-			return fmt.Errorf("PolicyAuthorize: %w", err)
-		}
-		return nil
+		return at("PolicyAuthorize", err)
 	}
 }
 
@@ -110,7 +170,7 @@ func (a *attacker) authorizeOwnStep(r *cardRecord, ref string, sig []byte) step 
 	return func(s tpm2.Session) error {
 		d, err := tpm2.PolicyGetDigest{PolicySession: s.Handle()}.Execute(a.tpm)
 		if err != nil {
-			return err
+			return at("PolicyGetDigest", err)
 		}
 		return a.authorizeStep(r, d.PolicyDigest.Buffer, ref, sig)(s)
 	}
@@ -136,7 +196,7 @@ func (a *attacker) try(tg target, cmd tpm2.TPMCC, data []byte, steps ...step) er
 		}
 	}
 	if _, err := (tpm2.PolicyOr{PolicySession: s.Handle(), PHashList: digestList(digests(tg.branches))}).Execute(a.tpm); err != nil && first == nil {
-		first = fmt.Errorf("PolicyOR: %w", err)
+		first = at("PolicyOR", err)
 	}
 	var err error
 	switch cmd {
@@ -147,13 +207,7 @@ func (a *attacker) try(tg target, cmd tpm2.TPMCC, data []byte, steps ...step) er
 	default:
 		a.t.Fatalf("try: command %v", cmd)
 	}
-	if err == nil {
-		return nil
-	}
-	if first == nil {
-		return fmt.Errorf("%v: %w", cmd, err)
-	}
-	return fmt.Errorf("%w (then %v: %v)", first, cmd, err)
+	return finish(first, ccName(cmd), err)
 }
 
 func ccName(cc tpm2.TPMCC) string {
@@ -176,26 +230,6 @@ func (a *attacker) trySign(r *cardRecord, steps ...step) error {
 			first = err
 		}
 	}
-	err := a.signWith(key, name, s)
-	if err == nil {
-		return nil
-	}
-	if first == nil {
-		return fmt.Errorf("TPM2_Sign: %w", err)
-	}
-	return fmt.Errorf("%w (then TPM2_Sign: %v)", first, err)
+	return finish(first, "TPM2_Sign", a.signWith(key, name, s))
 }
 
-// expect is the refusal each attack gets, by backend where they differ.
-type expect map[string]tpm2.TPMRC
-
-func (e expect) on(backend string) tpm2.TPMRC {
-	if rc, ok := e[backend]; ok {
-		return rc
-	}
-	return e[""]
-}
-
-func same(rc tpm2.TPMRC) expect { return expect{"": rc} }
-
-var _ = testing.Verbose

@@ -20,9 +20,9 @@ const victimPIN = "24681357"
 type cardKind int
 
 const (
-	withPUK      cardKind = iota // PUK, no admin key
-	adminOnly                    // admin key, NoPUK
-	pukAndAdmin                  // both
+	withPUK     cardKind = iota // PUK, no admin key
+	adminOnly                   // admin key, NoPUK
+	pukAndAdmin                 // both
 )
 
 func (k cardKind) String() string {
