@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 // The C ABI tests build the real module and load it into real C programs:
@@ -298,8 +300,9 @@ func TestP11Tool(t *testing.T) {
 // module file, and finds the card through p11-kit and through its proxy
 // module, as NSS and GnuTLS do. p11-kit reads no user configuration as
 // root, so as root the consumers run as nobody, with the module and the
-// configuration in a HOME of their own; the service lets any user use
-// cards when no card group is set.
+// configuration in a HOME of their own, and the card is given to nobody:
+// the service shows a card only to its owner, its group and
+// administrators.
 func TestP11Kit(t *testing.T) {
 	tool := need(t, "p11-kit", "p11-kit")
 	lib := buildModule(t)
@@ -328,6 +331,11 @@ func TestP11Kit(t *testing.T) {
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		// Only a card's owner and administrators see it: give it to the
+		// consumers' user.
+		if err := s.m.SetOwner(s.serial, &tpmcard.Owner{UID: 65534}); err != nil {
+			t.Fatal(err)
+		}
 		for _, d := range []string{home, filepath.Join(home, ".config"), filepath.Join(home, ".config", "pkcs11"), conf, filepath.Dir(s.sock)} {
 			if err := os.Chmod(d, 0o755); err != nil {
 				t.Fatal(err)
