@@ -1,6 +1,7 @@
 package tpmcard
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
@@ -85,9 +86,10 @@ type AttestOptions struct {
 
 // Attest makes a key attestation statement for a card key: the AK's
 // TPM2_CertifyCreation of the key and TPM2_NV_Certify of the card's PIN
-// index, with the public areas a verifier needs and the TPM's EK
-// certificate when its NV holds one. It needs no PIN. attest.Verify checks
-// the statement offline.
+// and PUK indices, with the public areas a verifier needs to recompute the
+// PIN index's policy (the approval key, the admin key), the approval key's
+// two approvals, and the TPM's EK certificate when its NV holds one. It
+// needs no PIN. attest.Verify checks the statement offline.
 func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*attest.Statement, error) {
 	if len(opts.Nonce) > 64 {
 		return nil, fmt.Errorf("%w: an attestation nonce is limited to 64 bytes", ErrInvalidOptions)
@@ -115,14 +117,25 @@ func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*atte
 	if err != nil {
 		return nil, fmt.Errorf("reading the PIN index: %w", busy(err))
 	}
+	var pukPub *tpm2.NVReadPublicResponse
+	if !r.NoPUK {
+		if pukPub, err = (tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(r.PUKIndex)}).Execute(m.tpm); err != nil {
+			return nil, fmt.Errorf("reading the PUK index: %w", busy(err))
+		}
+	}
 	ekCert := m.ekCertificate() // before the AK takes an object slot
 	st := &attest.Statement{
 		Type: attest.Type, Ver: "2.0", Alg: attest.AlgES256,
-		PubArea: k.Public, CreationData: k.Creation.Data,
-		NVPubArea: nvPub.NVPublic.Bytes(),
-		Nonce:     opts.Nonce, EKCert: ekCert, Card: serial, KeyID: k.ID,
+		PubArea: bytes.Clone(k.Public), CreationData: bytes.Clone(k.Creation.Data),
+		NVPubArea:       nvPub.NVPublic.Bytes(),
+		ApprovalPubArea: bytes.Clone(r.Approval.Public), ApprovalPINSig: bytes.Clone(r.Approval.PINSig),
+		AdminPubArea: bytes.Clone(r.AdminKey),
+		Nonce:        bytes.Clone(opts.Nonce), EKCert: ekCert, Card: serial, KeyID: bytes.Clone(k.ID),
 	}
-	binding := attest.BindingData(st.Nonce, st.EKCert, st.Card, st.KeyID)
+	if pukPub != nil {
+		st.PUKPubArea, st.ApprovalPUKSig = pukPub.NVPublic.Bytes(), bytes.Clone(r.Approval.PUKSig)
+	}
+	binding := st.BindingData()
 
 	var ak *tpm2.CreatePrimaryResponse
 	err = m.withRoom(func() (err error) {
@@ -160,22 +173,34 @@ func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*atte
 	st.CertInfo = cc.CertifyInfo.Bytes()
 	st.Sig = tpm2.Marshal(cc.Signature)
 
-	// Owner authorization reads the index (OWNERREAD) without authorizing
-	// the index itself, so the PIN counter is neither reset nor moved.
+	if st.NVCertInfo, st.NVSig, err = m.certifyIndex(akAuth, r.PINIndex, nvPub.NVName, binding); err != nil {
+		return nil, fmt.Errorf("certifying the PIN index: %w", busy(err))
+	}
+	if pukPub != nil {
+		if st.PUKCertInfo, st.PUKSig, err = m.certifyIndex(akAuth, r.PUKIndex, pukPub.NVName, binding); err != nil {
+			return nil, fmt.Errorf("certifying the PUK index: %w", busy(err))
+		}
+	}
+	return st, nil
+}
+
+// certifyIndex has the AK certify the 8 bytes {count, limit} of a card's
+// PIN or PUK index (TPM2_NV_Certify, Part 3 §31.16). Owner authorization
+// reads the index (OWNERREAD) without authorizing the index itself, so
+// its counter is neither reset nor moved.
+func (m *Manager) certifyIndex(ak tpm2.AuthHandle, h uint32, name tpm2.TPM2BName, binding []byte) (info, sig []byte, err error) {
 	nc, err := tpm2.NVCertify{
-		SignHandle:     akAuth,
+		SignHandle:     ak,
 		AuthHandle:     tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
-		NVIndex:        tpm2.NamedHandle{Handle: tpm2.TPMHandle(r.PINIndex), Name: nvPub.NVName},
+		NVIndex:        tpm2.NamedHandle{Handle: tpm2.TPMHandle(h), Name: name},
 		QualifyingData: tpm2.TPM2BData{Buffer: binding},
 		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
 		Size:           8,
 	}.Execute(m.tpm)
 	if err != nil {
-		return nil, fmt.Errorf("certifying the PIN index: %w", busy(err))
+		return nil, nil, err
 	}
-	st.NVCertInfo = nc.CertifyInfo.Bytes()
-	st.NVSig = tpm2.Marshal(nc.Signature)
-	return st, nil
+	return nc.CertifyInfo.Bytes(), tpm2.Marshal(nc.Signature), nil
 }
 
 // ekCertificate reads the first EK certificate found in the TPM's NV

@@ -40,7 +40,18 @@ type Result struct {
 	PINName   []byte
 	PINLimit  uint32 // wrong PINs the TPM accepts before it locks the key
 	PINCount  uint32 // wrong PINs counted when the statement was made
-	EKCert    *x509.Certificate
+	// HasPUK: the PIN counter is reset with the PUK, whose own index the
+	// TPM counts as well (PUK*). Without one, only the admin key resets it.
+	HasPUK   bool
+	PUKIndex uint32
+	PUKName  []byte
+	PUKLimit uint32 // wrong PUKs the TPM accepts; the PUK counter is never reset
+	PUKCount uint32
+	// AdminKey is the administrator's key that can unblock the card (reset
+	// the counter and set a new PIN) without the PUK; nil if none can.
+	AdminKey     *ecdsa.PublicKey
+	ApprovalName []byte // TPM Name of the card's one-time approval key
+	EKCert       *x509.Certificate
 	// Checked lists what the verification established; NotProved what it
 	// cannot establish and a CA must settle by other means.
 	Checked   []string
@@ -54,7 +65,12 @@ var NotProved = []string{
 		"encrypts to the EK and the TPM decrypts only for this AK) or an AK certificate from a CA that did it. A software " +
 		"TPM (swtpm, the simulator) produces statements that verify",
 	"that the EK certificate, if present, is this TPM's: it is bound to the statement, not to the AK",
-	"that the TPM owner cannot undefine the PIN index and define a look-alike (see docs/security.md, Limits)",
+	"that the card's approval key was generated in the TPM and forgotten once the card was made: its public area " +
+		"says so (fixedTPM, sensitiveDataOrigin), but no TPM certified it and no statement can show that it was " +
+		"flushed. Whoever could still sign with it could write the card's indices (or look-alikes the TPM owner " +
+		"defines in their place) and approve other PIN and PUK change policies; tpmcard has the TPM generate it under " +
+		"a null-hierarchy parent and flushes it at the end of provisioning, so this rests on trusting whoever made the card",
+	"that the admin key, if any, is your administrator's: compare it (Result.AdminKey) with the one you expect",
 }
 
 func fail(format string, a ...any) error {
@@ -80,8 +96,8 @@ func strict[T tpm2.Marshallable, P interface {
 // Verify checks a statement offline. It returns an error wrapping
 // ErrInvalid on the first check that fails.
 func Verify(s *Statement, opts Options) (*Result, error) {
-	if s.Type != Type {
-		return nil, fail("type %q, want %q", s.Type, Type)
+	if err := checkType(s.Type); err != nil {
+		return nil, fail("%v", err)
 	}
 	if s.Ver != "2.0" {
 		return nil, fail("ver %q, want \"2.0\"", s.Ver)
@@ -122,7 +138,7 @@ func Verify(s *Statement, opts Options) (*Result, error) {
 	res.AKName = akName.Buffer
 	ok("the attestation key is a restricted signing key, fixedTPM, fixedParent, sensitiveDataOrigin")
 
-	binding := BindingData(s.Nonce, s.EKCert, s.Card, s.KeyID)
+	binding := s.BindingData()
 	if opts.Nonce != nil && !bytes.Equal(opts.Nonce, s.Nonce) {
 		return nil, fail("the statement answers another nonce")
 	}
@@ -197,38 +213,24 @@ func Verify(s *Statement, opts Options) (*Result, error) {
 	if !bytes.Equal(nv.IndexName.Buffer, nvName.Buffer) {
 		return nil, fail("nvCertInfo certifies another index than nvPubArea")
 	}
-	na := nvPub.Attributes
-	switch {
-	case na.NT != tpm2.TPMNTPinFail:
-		return nil, fail("the PIN index is not of type TPM_NT_PIN_FAIL")
-	case !na.NoDA:
-		return nil, fail("the PIN index lacks TPMA_NV_NO_DA")
-	case na.OwnerWrite:
-		return nil, fail("the PIN index has OWNERWRITE: the owner could reset its counter")
-	case na.AuthWrite:
-		return nil, fail("the PIN index has AUTHWRITE")
-	case !na.Written:
-		return nil, fail("the PIN index was never written")
-	}
-	if nv.Offset != 0 || len(nv.NVContents.Buffer) != 8 {
-		return nil, fail("nvCertInfo does not certify the PIN counter (offset %d, %d bytes)", nv.Offset, len(nv.NVContents.Buffer))
+	if err := counterIndex("PIN", nvPub, nv); err != nil {
+		return nil, err
 	}
 	res.PINIndex = uint32(nvPub.NVIndex)
 	res.PINName = nvName.Buffer
 	res.PINCount = binary.BigEndian.Uint32(nv.NVContents.Buffer)
 	res.PINLimit = binary.BigEndian.Uint32(nv.NVContents.Buffer[4:])
-	ok(fmt.Sprintf("nvPubArea: PIN index %#x is TPM_NT_PIN_FAIL, NO_DA, written, no OWNERWRITE or AUTHWRITE; limit %d",
+	ok(fmt.Sprintf("nvPubArea: PIN index %#x is TPM_NT_PIN_FAIL, NO_DA, POLICYWRITE, OWNERREAD, written, no other attribute; limit %d",
 		res.PINIndex, res.PINLimit))
-	if res.PINLimit == 0 {
-		return nil, fail("the PIN index has a zero limit")
+
+	// The PIN index's policy, recomputed from the keys and the PUK index
+	// it names.
+	if err := verifyPolicies(s, res, nvPub, binding, akECDSA, akName.Buffer, ok); err != nil {
+		return nil, err
 	}
 
 	// The key's policy: PolicySecret(PIN index).
-	want, err := policySecret(nvName.Buffer)
-	if err != nil {
-		return nil, fail("%v", err)
-	}
-	if !bytes.Equal(pub.AuthPolicy.Buffer, want) {
+	if !samePolicy(pub.AuthPolicy.Buffer, newCalc().secret(nvName.Buffer).digest()) {
 		return nil, fail("the key's authPolicy is not PolicySecret of the certified PIN index")
 	}
 	ok("the key's authPolicy is PolicySecret(PIN index): the key signs only after the PIN the TPM counts")
@@ -299,18 +301,4 @@ func endorsementQN(name []byte) []byte {
 	h.Write(hier[:])
 	h.Write(name)
 	return h.Sum([]byte{0x00, 0x0b})
-}
-
-// policySecret is the policy digest of PolicySecret(authObject) with an
-// empty policyRef (Part 3 §23.4), from a zero digest.
-func policySecret(name []byte) ([]byte, error) {
-	pc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
-	if err != nil {
-		return nil, err
-	}
-	err = tpm2.PolicySecret{AuthHandle: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: name}}}.Update(pc)
-	if err != nil {
-		return nil, err
-	}
-	return pc.Hash().Digest, nil
 }
