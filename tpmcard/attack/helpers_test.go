@@ -18,8 +18,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-	"golang.org/x/crypto/argon2"
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
+	"golang.org/x/crypto/argon2"
 )
 
 // cardRecord is what the attacker reads in STATEDIR/cards/SERIAL.json.

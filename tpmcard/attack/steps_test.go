@@ -232,4 +232,3 @@ func (a *attacker) trySign(r *cardRecord, steps ...step) error {
 	}
 	return finish(first, "TPM2_Sign", a.signWith(key, name, s))
 }
-
