@@ -389,6 +389,23 @@ func TestOwnerVisibility(t *testing.T) {
 	if err := admin.SetOwner(serial, &wire.CardOwner{UID: 1002}); err != nil {
 		t.Fatal(err)
 	}
+	// The old owner is told the card went, the new one that it changed.
+	nextEvent := func(c *client.Client) []string {
+		var kinds []string
+		for {
+			ev, err := c.WaitEvent(0)
+			if err != nil {
+				return kinds
+			}
+			kinds = append(kinds, ev.Kind)
+		}
+	}
+	if got := nextEvent(owner); len(got) == 0 || got[len(got)-1] != wire.EventRemoved {
+		t.Errorf("old owner's events: %v, want the last to be %q", got, wire.EventRemoved)
+	}
+	if got := nextEvent(stranger); strings.Join(got, ",") != wire.EventChanged {
+		t.Errorf("new owner's events: %v, want just %q", got, wire.EventChanged)
+	}
 	_, err = owner.Sign(s, priv, p11.CKMECDSA, nil, d[:])
 	wantStatus(t, "old owner signs", err, wire.SessionInvalid)
 	if e.m.LoggedIn(serial) {

@@ -25,6 +25,10 @@ type numbered struct {
 	seq   uint64
 	ev    wire.Event
 	owner *tpmcard.Owner // the card's owner when it happened: who may be told
+	// lostBy, for the removal an owner change means to the old owner's
+	// side: the old owner, whom only those it allowed and the new owner
+	// does not are told of.
+	lostBy *tpmcard.Owner
 }
 
 // keep bounds recent: a waiter that fell further behind gets the oldest
@@ -36,10 +40,15 @@ func newEvents() *events {
 }
 
 func (e *events) publish(serial, kind string, owner *tpmcard.Owner) {
+	e.add(numbered{ev: wire.Event{Serial: serial, Kind: kind}, owner: owner})
+}
+
+func (e *events) add(n numbered) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq++
-	e.recent = append(e.recent, numbered{e.seq, wire.Event{Serial: serial, Kind: kind}, owner})
+	n.seq = e.seq
+	e.recent = append(e.recent, n)
 	if len(e.recent) > keepEvents {
 		e.recent = e.recent[len(e.recent)-keepEvents:]
 	}
@@ -60,7 +69,7 @@ func (e *events) stop() { e.once.Do(func() { close(e.stopped) }) }
 // next returns the first event after seq that visible lets through,
 // waiting up to timeout (0: do not wait) or until ctx ends or the server
 // stops.
-func (e *events) next(ctx context.Context, seq uint64, timeout time.Duration, visible func(*tpmcard.Owner) bool) (wire.Event, uint64, error) {
+func (e *events) next(ctx context.Context, seq uint64, timeout time.Duration, visible func(numbered) bool) (wire.Event, uint64, error) {
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -74,7 +83,7 @@ func (e *events) next(ctx context.Context, seq uint64, timeout time.Duration, vi
 				continue
 			}
 			seq = n.seq
-			if visible(n.owner) {
+			if visible(n) {
 				e.mu.Unlock()
 				return n.ev, n.seq, nil
 			}
@@ -104,12 +113,20 @@ func (c *conn) waitEvent(ctx context.Context, m *wire.WaitEvent) (any, error) {
 	if m.TimeoutMillis < 0 {
 		return nil, wire.NewError(wire.BadRequest, "negative timeout")
 	}
-	ev, seq, err := c.s.events.next(ctx, c.eventSeq, time.Duration(m.TimeoutMillis)*time.Millisecond, c.mayUse)
+	ev, seq, err := c.s.events.next(ctx, c.eventSeq, time.Duration(m.TimeoutMillis)*time.Millisecond, c.sees)
 	c.eventSeq = seq // past the events this peer may not see, too
 	if err != nil {
 		return nil, err
 	}
 	return &ev, nil
+}
+
+// sees reports whether the peer may be told of an event.
+func (c *conn) sees(n numbered) bool {
+	if n.lostBy != nil {
+		return !c.role.admin && c.mayUse(n.lostBy) && !c.mayUse(n.owner)
+	}
+	return c.mayUse(n.owner)
 }
 
 // publishAfter reports the card event a finished request caused.

@@ -106,11 +106,20 @@ func (c *conn) setOwner(m *wire.SetOwner) (any, error) {
 		return nil, err
 	}
 	o := ownerOf(m.Owner)
+	old, err := c.s.m.Card(m.Serial)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.s.m.SetOwner(m.Serial, o); err != nil {
 		c.log.Warn().Str("card", m.Serial).Err(err).Msg("changing the card's owner failed")
 		return nil, err
 	}
 	c.s.ownerGen.Add(1)
+	if old.Owner != nil {
+		// To the old owner's side the card is gone; publishAfter tells
+		// the new side it changed.
+		c.s.events.add(numbered{ev: wire.Event{Serial: m.Serial, Kind: wire.EventRemoved}, owner: o, lostBy: old.Owner})
+	}
 	dropped := c.s.logins.revoke(m.Serial, func(oc *conn) bool { return oc.mayUse(o) })
 	for _, oc := range dropped {
 		oc.log.Info().Str("card", m.Serial).Msg("logged out: the card was given to another owner")
