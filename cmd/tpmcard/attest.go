@@ -60,6 +60,9 @@ type verifyReport struct {
 	AKName        string   `json:"ak_name"`
 	PINIndex      string   `json:"pin_index"`
 	PINLimit      uint32   `json:"pin_limit"`
+	HasPUK        bool     `json:"has_puk"`
+	PUKLimit      uint32   `json:"puk_limit,omitempty"`
+	AdminKey      string   `json:"admin_key,omitempty"` // PEM
 	BoundToCSR    bool     `json:"bound_to_request,omitempty"`
 	EKCertSubject string   `json:"ek_certificate_subject,omitempty"`
 	EKCertIssuer  string   `json:"ek_certificate_issuer,omitempty"`
@@ -137,7 +140,15 @@ func attestVerify(e *env, args []string) error {
 		Verified: true, Card: res.Card, KeyID: hex.EncodeToString(res.KeyID),
 		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})),
 		AKName:    hex.EncodeToString(res.AKName), PINIndex: fmt.Sprintf("%#x", res.PINIndex), PINLimit: res.PINLimit,
+		HasPUK: res.HasPUK, PUKLimit: res.PUKLimit,
 		Checked: res.Checked, NotProved: res.NotProved,
+	}
+	if res.AdminKey != nil {
+		ab, err := x509.MarshalPKIXPublicKey(res.AdminKey)
+		if err != nil {
+			return err
+		}
+		rep.AdminKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ab}))
 	}
 	if csrRaw != nil {
 		sum := sha256.Sum256(csrRaw)
@@ -151,6 +162,17 @@ func attestVerify(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "attestation verified: key %s of card %s is a TPM key usable only after the card's PIN (the TPM locks it after %d wrong PINs)\n",
 		rep.KeyID, rep.Card, rep.PINLimit)
+	switch {
+	case rep.HasPUK && rep.AdminKey != "":
+		fmt.Fprintf(e.stdout, "the PIN counter is reset only with the PUK (the TPM locks it after %d wrong PUKs) or the admin key below\n", rep.PUKLimit)
+	case rep.HasPUK:
+		fmt.Fprintf(e.stdout, "the PIN counter is reset only with the PUK (the TPM locks it after %d wrong PUKs)\n", rep.PUKLimit)
+	default:
+		fmt.Fprintln(e.stdout, "the card has no PUK: the PIN counter is reset only with the admin key below")
+	}
+	if rep.AdminKey != "" {
+		fmt.Fprint(e.stdout, "admin key (check that it is your administrator's):\n"+rep.AdminKey)
+	}
 	if csrRaw != nil {
 		fmt.Fprintln(e.stdout, "the certificate request's key is the attested key")
 		if rep.BoundToCSR {

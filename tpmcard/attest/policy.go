@@ -138,7 +138,7 @@ func verifyPolicies(s *Statement, res *Result, pin *tpm2.TPMSNVPublic, binding [
 		ok(fmt.Sprintf("the AK signed pukCertInfo; pukPubArea: PUK index %#x is TPM_NT_PIN_FAIL, NO_DA, POLICYWRITE, OWNERREAD, written, "+
 			"no other attribute; limit %d", res.PUKIndex, res.PUKLimit))
 		ok("the PUK index's authPolicy is tpmcard's: only the approval key's signature writes it (its counter is never reset), " +
-			"and its PUK changes only through the policy the approval key approved")
+			"and its PUK changes only through policies the approval key approved")
 	} else if s.ApprovalPUKSig != nil {
 		return fail("approvalPukSig without a PUK index")
 	}
@@ -192,7 +192,7 @@ func verifyPolicies(s *Statement, res *Result, pin *tpm2.TPMSNVPublic, binding [
 		resetters = "with the admin key's signature for this card; its first write needed the approval key"
 	}
 	ok("the PIN index's authPolicy is tpmcard's, recomputed from the approval key, the PUK index and the admin key: " +
-		"the counter is reset and a new PIN set only " + resetters + "; the PIN changes only through the policy the " +
+		"the counter is reset and a new PIN set only " + resetters + "; the PIN changes only through policies the " +
 		"approval key approved; no branch anyone can satisfy")
 
 	// What the approval key approved for PolicyAuthorize.

@@ -70,7 +70,7 @@ var NotProved = []string{
 		"flushed. Whoever could still sign with it could write the card's indices (or look-alikes the TPM owner " +
 		"defines in their place) and approve other PIN and PUK change policies; tpmcard has the TPM generate it under " +
 		"a null-hierarchy parent and flushes it at the end of provisioning, so this rests on trusting whoever made the card",
-	"that the admin key, if any, is your administrator's: compare it (Result.AdminKey) with the one you expect",
+	"that the admin key, if any, is your administrator's: compare the admin key reported with the one you expect",
 }
 
 func fail(format string, a ...any) error {
