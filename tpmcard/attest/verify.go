@@ -41,7 +41,8 @@ type Result struct {
 	PINLimit  uint32 // wrong PINs the TPM accepts before it locks the key
 	PINCount  uint32 // wrong PINs counted when the statement was made
 	// HasPUK: the PIN counter is reset with the PUK, whose own index the
-	// TPM counts as well (PUK*). Without one, only the admin key resets it.
+	// TPM counts as well (PUKLimit, PUKCount). Without one, only the admin
+	// key resets it.
 	HasPUK   bool
 	PUKIndex uint32
 	PUKName  []byte
