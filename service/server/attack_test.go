@@ -437,3 +437,25 @@ func TestOwnerVisibility(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+// TestWrongOldPINEndsEveryLogin: a wrong current PIN in C_SetPIN is a
+// wrong PIN too, counted by the TPM: it ends the other applications'
+// logins as a wrong C_Login does.
+func TestWrongOldPINEndsEveryLogin(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	admin := e.dial()
+	serial := e.provision(admin)
+	id := e.generate(admin, serial, wire.AlgECDSAP256)
+	d := sha256.Sum256([]byte("x"))
+	signer, other := e.dial(), e.dial()
+	ss, so := mustOpen(t, signer, serial, false), mustOpen(t, other, serial, true)
+	mustLogin(t, signer, ss)
+	priv := privateKey(t, signer, ss, id)
+	err := other.SetPIN(so, secret.FromString("not the PIN 1"), secret.FromString("attacker PIN 1"))
+	wantStatus(t, "SetPIN with a wrong current PIN", err, wire.PINIncorrect)
+	_, err = signer.Sign(ss, priv, p11.CKMECDSA, nil, d[:])
+	wantStatus(t, "signature after another's wrong PIN", err, wire.NotLoggedIn)
+	if cards, _ := admin.ListCards(); cards[0].PINTriesLeft != 2 {
+		t.Errorf("tries left %d after one wrong PIN, want 2", cards[0].PINTriesLeft)
+	}
+}
