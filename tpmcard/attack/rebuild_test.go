@@ -159,6 +159,9 @@ func rebuild(t *testing.T, b *tpmtest.Backend, kind cardKind) {
 	}
 	decoy.Attributes.Written = true
 	dname := nvName(t, decoy)
+	if bytes.Equal(dname, r.PINName) {
+		t.Fatalf("ATTACK %ssign/owner-writable-decoy-pin %s: SUCCEEDED: the decoy has the card's PIN Name", prefix, b.Name)
+	}
 	if _, err := (tpm2.NVWrite{AuthHandle: ownerAuth, NVIndex: tpm2.NamedHandle{Handle: tpm2.TPMHandle(pin.h), Name: tpm2.TPM2BName{Buffer: nvName(t, func() tpm2.TPMSNVPublic { d := decoy; d.Attributes.Written = false; return d }())}}, Data: tpm2.TPM2BMaxNVBuffer{Buffer: attackerData}}).Execute(a.tpm); err != nil {
 		t.Fatalf("writing the decoy: %v", err)
 	}
