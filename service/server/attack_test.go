@@ -382,6 +382,10 @@ func TestOwnerVisibility(t *testing.T) {
 	}
 	_, err = stranger.WaitEvent(200 * time.Millisecond)
 	wantStatus(t, "stranger's event", err, wire.Timeout)
+	// Nor can the stranger wake the owner's side with refused requests.
+	wantStatus(t, "stranger unblocks", stranger.Unblock(serial, testPUK.Clone(), secret.FromString("attacker PIN 1")), wire.CardNotFound)
+	_, err = member.WaitEvent(200 * time.Millisecond)
+	wantStatus(t, "member's event after the stranger's refused unblock", err, wire.Timeout)
 
 	// Only administrators give a card away.
 	wantStatus(t, "owner gives the card away", owner.SetOwner(serial, &wire.CardOwner{UID: 1002}), wire.PermissionDenied)

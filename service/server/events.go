@@ -173,6 +173,11 @@ func (c *conn) publishAfter(msg, reply any) {
 		owner, c.destroyedOwner = c.destroyedOwner, nil
 	} else if ci, err := c.s.m.Card(serial); err == nil {
 		owner = ci.Owner
+	} else {
+		return // no such card: nothing changed
+	}
+	if !c.mayUse(owner) {
+		return // refused as CardNotFound: nothing changed
 	}
 	c.s.events.publish(serial, kind, owner)
 }
