@@ -23,18 +23,10 @@ func TestAttackApprovalKeyGone(t *testing.T) {
 		a := &attacker{t: t, tpm: b.TPM}
 
 		look := func(when string) {
-			seen := 0
-			for _, first := range []tpm2.TPMHandle{0x80000000, 0x81000000} {
-				for _, h := range a.handles(first) {
-					rsp, err := tpm2.ReadPublic{ObjectHandle: h}.Execute(a.tpm)
-					if err != nil {
-						t.Fatalf("ReadPublic(%#x): %v", h, err)
-					}
-					seen++
-					if bytes.Equal(rsp.Name.Buffer, want) {
-						t.Errorf("ATTACK approval-key-%s %s: SUCCEEDED: the approval key is still in the TPM at %#x", when, b.Name, h)
-					}
-				}
+			h, seen := a.findObject(want)
+			if h != 0 {
+				t.Errorf("ATTACK approval-key-%s %s: SUCCEEDED: the approval key is still in the TPM at %#x", when, b.Name, h)
+				return
 			}
 			t.Logf("ATTACK approval-key-%s %s: refused: none of the %d transient/persistent objects is the approval key", when, b.Name, seen)
 		}
@@ -52,6 +44,10 @@ func TestAttackApprovalKeyGone(t *testing.T) {
 				t.Fatalf("ATTACK approval-key-recreate-%s %s: SUCCEEDED: the TPM made the same approval key again", when, b.Name)
 			}
 			t.Logf("recreated approval key %x, the card's %x", k.Name.Buffer, want)
+			// Control: the search finds a key that is there.
+			if h, _ := a.findObject(k.Name.Buffer); h != k.Handle {
+				t.Fatalf("control: the object search does not find the loaded key %#x (found %#x)", k.Handle, h)
+			}
 			sig := a.tpmSign(k, approvalDigest(wish, refPINChange))
 			appr, done := a.loadExternal(r.Approval.Public)
 			defer done()
@@ -116,4 +112,25 @@ func (a *attacker) tpmSign(k tpm2.NamedHandle, digest []byte) tpm2.TPMTSignature
 		a.t.Fatalf("Sign: %v", err)
 	}
 	return rsp.Signature
+}
+
+// findObject looks for an object by Name among the TPM's transient and
+// persistent objects; it returns its handle (0: none) and how many
+// objects it read.
+func (a *attacker) findObject(name []byte) (tpm2.TPMHandle, int) {
+	a.t.Helper()
+	seen := 0
+	for _, first := range []tpm2.TPMHandle{0x80000000, 0x81000000} {
+		for _, h := range a.handles(first) {
+			rsp, err := tpm2.ReadPublic{ObjectHandle: h}.Execute(a.tpm)
+			if err != nil {
+				a.t.Fatalf("ReadPublic(%#x): %v", h, err)
+			}
+			seen++
+			if bytes.Equal(rsp.Name.Buffer, name) {
+				return h, seen
+			}
+		}
+	}
+	return 0, seen
 }
