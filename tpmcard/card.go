@@ -191,6 +191,10 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 		AdminKey:   adminPub,
 		Owner:      opts.Owner.clone(),
 	}
+	var err error
+	if rec.KDF, err = newKDFParams(); err != nil {
+		return nil, err
+	}
 	if rec.Label == "" {
 		rec.Label = "tpmcard " + rec.Serial[:8]
 	}

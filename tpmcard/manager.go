@@ -1,8 +1,6 @@
 package tpmcard
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -63,6 +61,11 @@ type Manager struct {
 	keys    map[string]*loadedKey // by keyCacheID
 	logins  map[string]*login     // by serial
 	sig     signSession
+	// ownerSess carries the owner's authorization, salted so that it never
+	// crosses the bus in clear, reused by every owner-authorized command
+	// and reopened after an eviction (ownerAuth).
+	ownerSess *hmacSession
+	ownerUsed uint64
 	// challenges are the pending administrator's unblocks, by serial.
 	challenges map[string]*challenge
 	// namesOK lists the cards whose NV indices Status found in place.
@@ -90,7 +93,9 @@ type loadedKey struct {
 }
 
 // login is the PIN proof of a card that some caller logged in to: the
-// derived authValue and a salted HMAC session that carries it.
+// derived authValue and a salted HMAC session that carries it. The session
+// holds its own copy of auth and wipes it when closed (hmacsess.go);
+// logoutLocked wipes auth. Nothing else keeps the authValue.
 type login struct {
 	auth  []byte
 	sess  tpm2.Session
@@ -143,12 +148,34 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 	return m, nil
 }
 
+// loadSRK creates the storage root key under the owner's authorization.
+// The authorization travels in an HMAC session salted with a primary key
+// of the null hierarchy made for that one purpose (it needs no
+// authorization, and is flushed at once): before the SRK exists there is
+// no owner key to salt with. The session stays, as the owner session.
 func (m *Manager) loadSRK() error {
-	rsp, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+	tmp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHNull, Auth: tpm2.PasswordAuth(nil)},
 		InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
 	}.Execute(m.tpm)
 	if err != nil {
+		return fmt.Errorf("creating a salting key: %w", busy(err))
+	}
+	tmpPub, err := tmp.OutPublic.Contents()
+	if err == nil {
+		m.ownerSess, err = startHMACSession(m.tpm, tmp.ObjectHandle, tmpPub, m.owner, sessionDir{})
+	}
+	flush(m.tpm, tmp.ObjectHandle)
+	if err != nil {
+		return fmt.Errorf("opening the owner session: %w", busy(err))
+	}
+	m.ownerUsed = m.tick()
+	rsp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: m.ownerSess},
+		InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
+	}.Execute(m.tpm)
+	if err != nil {
+		m.dropOwnerSession()
 		if isAuthFailure(err) {
 			return fmt.Errorf("creating storage root key: owner authorization refused (set it with the owner-auth option): %w", err)
 		}
@@ -156,11 +183,42 @@ func (m *Manager) loadSRK() error {
 	}
 	pub, err := rsp.OutPublic.Contents()
 	if err != nil {
+		m.dropOwnerSession()
 		flush(m.tpm, rsp.ObjectHandle)
 		return fmt.Errorf("reading storage root key: %w", err)
 	}
 	m.srk = srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}
 	return nil
+}
+
+// ownerAuth is the session that authorizes TPM_RH_OWNER: one salted HMAC
+// session carrying the owner's authorization, kept open (continueSession)
+// and reopened, salted with the SRK, after an eviction. Get it after every
+// other session a command needs: opening those may evict it. A command it
+// authorized that fails with an authorization error should drop it
+// (dropOwnerSession), so the next one starts clean.
+func (m *Manager) ownerAuth() (tpm2.Session, error) {
+	if m.ownerSess == nil {
+		err := m.withRoom(func() (err error) {
+			m.ownerSess, err = startHMACSession(m.tpm, m.srk.handle, &m.srk.pub, m.owner, sessionDir{})
+			return err
+		})
+		if err != nil {
+			m.ownerSess = nil
+			return nil, fmt.Errorf("opening the owner session: %w", busy(err))
+		}
+	}
+	m.ownerUsed = m.tick()
+	return m.ownerSess, nil
+}
+
+// dropOwnerSession flushes the owner session; the next ownerAuth opens a
+// new one.
+func (m *Manager) dropOwnerSession() {
+	if m.ownerSess != nil {
+		_ = m.ownerSess.Close()
+		m.ownerSess = nil
+	}
 }
 
 // Close logs out of every card and flushes every TPM handle the Manager
@@ -179,6 +237,7 @@ func (m *Manager) Close() error {
 		m.dropChallenge(serial)
 	}
 	m.resetSignSession()
+	m.dropOwnerSession()
 	for id, k := range m.keys {
 		flush(m.tpm, k.handle)
 		delete(m.keys, id)
@@ -270,7 +329,11 @@ func (m *Manager) evictOne() bool {
 			oldest, key, serial = l.used, "", s
 		}
 	}
+	owner := m.ownerSess != nil && m.ownerUsed < oldest
 	switch {
+	case owner:
+		m.dropOwnerSession()
+		return true
 	case key != "":
 		flush(m.tpm, m.keys[key].handle)
 		delete(m.keys, key)
@@ -289,16 +352,30 @@ func (m *Manager) evictOne() bool {
 
 // saltedHMAC opens a reusable HMAC session salted with the SRK, so that the
 // session key, and with it anything the session proves or encrypts, is
-// unknown to anyone watching the bus (Part 1 §19.6.10).
+// unknown to anyone watching the bus (Part 1 §19.6.10). The session is
+// tpmcard's own (hmacsess.go): it copies auth, and the closer flushes it and
+// wipes the copy. Of opts, only the direction of tpm2.AESEncryption counts
+// (the key size is always 128 bits); others are ignored.
 func (m *Manager) saltedHMAC(auth []byte, opts ...tpm2.AuthOption) (tpm2.Session, func() error, error) {
-	var s tpm2.Session
-	var closer func() error
+	// go-tpm's options are opaque functions: read what they set from a
+	// session go-tpm makes with them and never starts.
+	probe := tpm2.HMAC(tpm2.TPMAlgSHA256, nonceLen, opts...)
+	s, err := m.saltedSession(auth, sessionDir{in: probe.IsDecryption(), out: probe.IsEncryption()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
+}
+
+// saltedSession is saltedHMAC for callers that need tpmcard's own session
+// type; the caller closes it.
+func (m *Manager) saltedSession(auth []byte, dir sessionDir) (*hmacSession, error) {
+	var s *hmacSession
 	err := m.withRoom(func() (err error) {
-		s, closer, err = tpm2.HMACSession(m.tpm, tpm2.TPMAlgSHA256, 16,
-			append([]tpm2.AuthOption{tpm2.Auth(auth), tpm2.Salted(m.srk.handle, m.srk.pub)}, opts...)...)
+		s, err = startHMACSession(m.tpm, m.srk.handle, &m.srk.pub, auth, dir)
 		return err
 	})
-	return s, closer, err
+	return s, err
 }
 
 // policySession opens a reusable policy session.
@@ -312,25 +389,16 @@ func (m *Manager) policySession() (tpm2.Session, func() error, error) {
 	return s, closer, err
 }
 
-// authValue is the authValue of a PIN or PUK of this card.
-func (r *record) authValue(kind string, s []byte) []byte { return authValue(kind, s) }
-
-// authValue turns a PIN or PUK into the index's authValue. NV authValues
-// are at most one digest long (Part 3 §31.7), PINs up to 127 characters, so
-// every secret is hashed with a label that keeps PINs and PUKs apart. The
-// hash is base64-encoded, 192 bits in 32 characters, because go-tpm v0.9.8
-// cuts an authValue at its first zero byte when it computes an HMAC key
-// (its trailing-zero trim does not stop at the first non-zero byte), and a
-// raw digest holds a zero byte about one time in eight.
-func authValue(kind string, s []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte("tpmcard " + kind + "\x00"))
-	h.Write(s)
-	sum := h.Sum(nil)
-	out := make([]byte, base64.RawStdEncoding.EncodedLen(24))
-	base64.RawStdEncoding.Encode(out, sum[:24])
-	wipe(sum)
-	return out
+// authValue is the authValue of a PIN or PUK of this card, derived with
+// the card's own salt and cost (kdf.go). A record without derivation
+// parameters is a bug (load refuses such records, Create sets them): it
+// panics rather than derive something the TPM would count as a wrong PIN.
+func (r *record) authValue(kind string, s []byte) []byte {
+	a, err := r.KDF.derive(kind, s)
+	if err != nil {
+		panic(fmt.Sprintf("tpmcard: card %s: %v", r.Serial, err))
+	}
+	return a
 }
 
 func wipe(b []byte) {

@@ -8,27 +8,39 @@ import (
 )
 
 // The commands that need the owner's authorization: defining, reading and
-// undefining a card's NV indices.
+// undefining a card's NV indices. The authorization is an HMAC in the
+// owner session (ownerAuth), never the password itself.
 
 // defineIndex runs NV_DefineSpace with the authValue sent encrypted through
 // a salted session.
+// The authValue is encrypted before go-tpm marshals the command, so that
+// no plain copy of it is left in go-tpm's buffers.
 func (m *Manager) defineIndex(pub tpm2.TPMSNVPublic, auth []byte) error {
-	enc, closer, err := m.saltedHMAC(nil, tpm2.AESEncryption(128, tpm2.EncryptIn))
+	enc, err := m.saltedSession(nil, sessionDir{in: true})
 	if err != nil {
 		return fmt.Errorf("opening session: %w", busy(err))
 	}
-	defer closer()
+	defer enc.Close()
+	owner, err := m.ownerAuth()
+	if err != nil {
+		return err
+	}
+	sealed, encOnce, err := enc.sealParam(auth)
+	if err != nil {
+		return err
+	}
 	_, err = tpm2.NVDefineSpace{
-		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
-		Auth:       tpm2.TPM2BAuth{Buffer: auth},
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: owner},
+		Auth:       tpm2.TPM2BAuth{Buffer: sealed},
 		PublicInfo: tpm2.New2B(pub),
-	}.Execute(m.tpm, enc)
+	}.Execute(m.tpm, encOnce)
 	switch {
 	case err == nil:
 		return nil
 	case isTPM(err, tpm2.TPMRCNVSpace):
 		return fmt.Errorf("defining NV index %#x: %w", pub.NVIndex, ErrNVSpace)
 	case isAuthFailure(err):
+		m.dropOwnerSession()
 		return fmt.Errorf("defining NV index %#x: owner authorization refused: %w", pub.NVIndex, err)
 	}
 	return fmt.Errorf("defining NV index %#x: %w", pub.NVIndex, busy(err))
@@ -38,8 +50,12 @@ func (m *Manager) defineIndex(pub tpm2.TPMSNVPublic, auth []byte) error {
 // authorization (Part 3 §31.13); it needs no PIN and does not move the
 // counter.
 func (m *Manager) readCounter(h uint32, name []byte) (pinData, error) {
+	owner, err := m.ownerAuth()
+	if err != nil {
+		return pinData{}, err
+	}
 	rsp, err := tpm2.NVRead{
-		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: owner},
 		NVIndex:    tpm2.NamedHandle{Handle: tpm2.TPMHandle(h), Name: tpm2.TPM2BName{Buffer: name}},
 		Size:       8,
 	}.Execute(m.tpm)
@@ -48,6 +64,7 @@ func (m *Manager) readCounter(h uint32, name []byte) (pinData, error) {
 			return pinData{}, fmt.Errorf("%w (NV index %#x)", ErrCardLost, h)
 		}
 		if isAuthFailure(err) {
+			m.dropOwnerSession()
 			return pinData{}, fmt.Errorf("reading NV index %#x: owner authorization refused: %w", h, err)
 		}
 		return pinData{}, busy(err)
@@ -96,11 +113,21 @@ func (m *Manager) undefine(r *record) error {
 		if ix.name != nil && string(pub.NVName.Buffer) != string(ix.name) && !m.isUnwrittenOf(pub, ix.name) {
 			continue
 		}
+		owner, err := m.ownerAuth()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		_, err = tpm2.NVUndefineSpace{
-			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: owner},
 			NVIndex:    tpm2.NamedHandle{Handle: tpm2.TPMHandle(ix.h), Name: pub.NVName},
 		}.Execute(m.tpm)
-		if err != nil && !isGone(err) {
+		switch {
+		case err == nil || isGone(err):
+		case isAuthFailure(err):
+			m.dropOwnerSession()
+			errs = append(errs, fmt.Errorf("undefining NV index %#x: owner authorization refused: %w", ix.h, err))
+		default:
 			errs = append(errs, fmt.Errorf("undefining NV index %#x: %w", ix.h, busy(err)))
 		}
 	}

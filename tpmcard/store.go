@@ -16,9 +16,10 @@ import (
 // recordVersion is the on-disk format of a card record. A record of a
 // newer version is refused rather than misread. Version 1 cards had a PIN
 // policy that the owner-authorization holder could forge: they load, list
-// as outdated, and can only be destroyed.
+// as outdated, and can only be destroyed. Version 2 cards derived the
+// PIN's authValue without a salt or a slow KDF: the same.
 const (
-	recordVersion       = 2
+	recordVersion       = 3
 	oldestRecordVersion = 1
 )
 
@@ -42,6 +43,7 @@ type record struct {
 	AdminKey   []byte       `json:"admin_key,omitempty"` // TPMT_PUBLIC of the administrator's P-256 key
 	Owner      *Owner       `json:"owner,omitempty"`     // who may use the card besides administrators
 	Approval   approval     `json:"approval"`
+	KDF        kdfParams    `json:"kdf"` // how PINs and PUKs become authValues (kdf.go)
 	Keys       []keyRecord  `json:"keys"`
 	Certs      []certRecord `json:"certs,omitempty"`
 
@@ -151,6 +153,11 @@ func (s *store) load(serial string) (*record, error) {
 	}
 	if r.Serial != serial {
 		return nil, fmt.Errorf("reading card %s: record names card %q", serial, r.Serial)
+	}
+	if r.Version >= 3 {
+		if err := r.KDF.check(); err != nil {
+			return nil, fmt.Errorf("reading card %s: corrupt record: %w", serial, err)
+		}
 	}
 	return &r, nil
 }

@@ -57,3 +57,12 @@ func (s *simTPM) Close() error {
 	})
 	return err
 }
+
+// Send runs the command on a copy that it wipes afterwards: the simulator
+// works in the buffer it is given and decrypts encrypted parameters there,
+// which would leave a new authValue in clear in the caller's memory.
+func (s *simTPM) Send(cmd []byte) ([]byte, error) {
+	c := append([]byte(nil), cmd...)
+	defer clear(c)
+	return s.TPMCloser.Send(c)
+}
