@@ -65,6 +65,23 @@ func TestAttackApprovalKeyGone(t *testing.T) {
 		}
 		forge("running")
 
+		// The approval key's public area with a private part of the
+		// attacker's: the TPM checks that they belong together.
+		apub, err := tpm2.Unmarshal[tpm2.TPMTPublic](r.Approval.Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := newOwnKey(t).priv.D.FillBytes(make([]byte, 32))
+		_, err = tpm2.LoadExternal{
+			InPrivate: tpm2.New2B(tpm2.TPMTSensitive{
+				SensitiveType: tpm2.TPMAlgECC,
+				Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: d}),
+			}),
+			InPublic:  tpm2.New2B(*apub),
+			Hierarchy: tpm2.TPMRHNull,
+		}.Execute(a.tpm)
+		refused(t, b, "approval-key-load-with-own-private", at("LoadExternal", err), tpm2.TPMRCAttributes)
+
 		if b.Restart == nil {
 			return
 		}

@@ -3,8 +3,10 @@ package attack
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
@@ -139,6 +141,41 @@ func rebuild(t *testing.T, b *tpmtest.Backend, kind cardKind) {
 			err := a.try(*pin, cc, attackerData, a.ccStep(cc), a.secretStep(puk.h, puk.name, attackerAuth))
 			refused(t, b, prefix+"look-alike/pin/byPUK-look-alike/"+ccName(cc), err, tpm2.TPMRCAuthUnavailable)
 		}
+	}
+	if v.admin != nil {
+		// The administrator is talked into signing a reset for sessions
+		// the attacker holds (a phished response). The signature binds the
+		// NV_Write through cpHashA, which names the card's written PIN
+		// index: on the unwritten look-alike the command's cpHash differs.
+		// (A challenge doctored to carry the look-alike's unwritten Name
+		// would pass; answering it is the same as answering any unblock
+		// the attacker asks for, which gives the card to whoever holds
+		// the response. The admin tool shows the PIN Name to check.)
+		s, done := a.policySession()
+		c := &adminkey.Challenge{
+			Op: adminkey.Unblock, Serial: r.Serial, Validity: 600 * time.Second,
+			SetNonce: bytes.Repeat([]byte{1}, 16), ResetNonce: s.NonceTPM().Buffer,
+			PINLimit: uint8(r.PINLimit), PINName: r.PINName,
+		}
+		sig, err := adminkey.SignDigest(v.admin, c.ResetDigest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin, doneAdmin := a.loadExternal(r.AdminKey)
+		first := a.ccStep(tpm2.TPMCCNVWrite)(s)
+		if first == nil {
+			first = a.policySigned(s, admin, c.ResetNonce, c.ResetCpHash(), resetRef(r.Serial), c.Expiration(), ecdsaSig(sig))
+		}
+		doneAdmin()
+		if first == nil {
+			_, first = tpm2.PolicyOr{PolicySession: s.Handle(), PHashList: digestList(digests(pin.branches))}.Execute(a.tpm)
+		}
+		if first != nil {
+			t.Fatalf("control: the phished genuine reset signature does not pass the policy: %v", first)
+		}
+		err = a.nvWrite(pin.h, pin.name, s, pinData(0, r.PINLimit))
+		done()
+		refused(t, b, prefix+"look-alike/pin/adminReset/phished-genuine-sig/NV_Write", at("NV_Write", err), tpm2.TPMRCPolicyFail)
 	}
 	a.namesDiffer(b, prefix+"look-alike-names", tgts)
 
