@@ -71,7 +71,10 @@ func TestAttackApprovalKeyGone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := newOwnKey(t).priv.D.FillBytes(make([]byte, 32))
+		d, err := newOwnKey(t).priv.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
 		_, err = tpm2.LoadExternal{
 			InPrivate: tpm2.New2B(tpm2.TPMTSensitive{
 				SensitiveType: tpm2.TPMAlgECC,
