@@ -223,6 +223,21 @@ func rebuild(t *testing.T, b *tpmtest.Backend, kind cardKind) {
 		a.namesDiffer(b, prefix+"after-restart/look-alike-names", []*target{puk})
 	}
 	signDecoy(prefix + "after-restart/sign/owner-writable-decoy-pin")
+
+	// A fresh PIN look-alike after the restart (the null hierarchy's seed,
+	// and with it any recreated approval key, changed).
+	if _, err := (tpm2.NVUndefineSpace{AuthHandle: ownerAuth, NVIndex: tpm2.NamedHandle{Handle: tpm2.TPMHandle(pin.h), Name: tpm2.TPM2BName{Buffer: dname}}}).Execute(a.tpm); err != nil {
+		t.Fatalf("undefining the decoy: %v", err)
+	}
+	look := pubs["pin"]
+	look.Attributes.Written = false
+	if _, err := (tpm2.NVDefineSpace{AuthHandle: ownerAuth, Auth: tpm2.TPM2BAuth{Buffer: attackerAuth}, PublicInfo: tpm2.New2B(look)}).Execute(a.tpm); err != nil {
+		t.Fatalf("defining the PIN look-alike again: %v", err)
+	}
+	pin.name = nvName(t, look)
+	a.writePaths(b, prefix+"after-restart/look-alike/pin/", r, *pin, own)
+	a.namesDiffer(b, prefix+"after-restart/look-alike-names", tgts)
+	refused(t, b, prefix+"after-restart/sign/look-alike-pin", a.trySign(r, a.secretStep(pin.h, pin.name, attackerAuth)), tpm2.TPMRCAuthUnavailable)
 }
 
 // namesDiffer checks that no look-alike got the card's Name.
