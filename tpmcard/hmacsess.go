@@ -26,7 +26,7 @@ import (
 //
 // It implements go-tpm's tpm2.Session, so go-tpm's command structs run
 // with it. Only what tpmcard uses is there: SHA-256, salting by ECDH to a
-// P-256 key (Part 1 §C.6.1, KDFe), AES-128-CFB parameter encryption (Part 1
+// P-256 key (Part 1 Annex C.6, KDFe), AES-128-CFB parameter encryption (Part 1
 // §21), continueSession always set.
 type hmacSession struct {
 	tpm    transport.TPM
@@ -98,7 +98,7 @@ func startHMACSession(t transport.TPM, saltKey tpm2.TPMHandle, saltPub *tpm2.TPM
 	a := trimZeros(auth)
 	s.key = make([]byte, sessionKeyLen+len(a))
 	// sessionKey = KDFa(SHA-256, salt, "ATH", nonceTPM, nonceCaller, 256),
-	// the bind authValue being empty (Part 1 §19.6.8).
+	// the bind authValue being empty (Part 1 §19.6).
 	kdfa(s.key[:sessionKeyLen], salt, "ATH", s.nonceTPM, s.nonceCaller)
 	copy(s.key[sessionKeyLen:], a)
 	return s, nil
@@ -157,7 +157,7 @@ func (s *hmacSession) Handle() tpm2.TPMHandle {
 
 // hmacKey is the key of the session's HMAC for the handle at authIndex:
 // sessionKey‖authValue, or sessionKey alone when the session authorizes no
-// handle (it is there to encrypt) (Part 1 §19.6.5, §19.6.8).
+// handle (it is there to encrypt) (Part 1 §19.6.5).
 func (s *hmacSession) hmacKey(names []tpm2.TPM2BName, authIndex int) []byte {
 	if authIndex >= len(names) {
 		return s.key[:sessionKeyLen]
@@ -167,7 +167,7 @@ func (s *hmacSession) hmacKey(names []tpm2.TPM2BName, authIndex int) []byte {
 
 // Authorize computes the command HMAC: HMAC(sessionKey‖authValue,
 // cpHash‖nonceCaller‖nonceTPM‖addNonces‖sessionAttributes), cpHash =
-// SHA-256(commandCode‖names‖parameters) (Part 1 §19.6.5, §16.7).
+// SHA-256(commandCode‖names‖parameters) (Part 1 §19.6.5).
 func (s *hmacSession) Authorize(cc tpm2.TPMCC, parms, addNonces []byte, names []tpm2.TPM2BName, authIndex int) (*tpm2.TPMSAuthCommand, error) {
 	if err := s.Init(nil); err != nil {
 		return nil, err
@@ -191,7 +191,7 @@ func (s *hmacSession) Authorize(cc tpm2.TPMCC, parms, addNonces []byte, names []
 
 // Validate checks the response HMAC: HMAC(sessionKey‖authValue,
 // rpHash‖nonceTPM‖nonceCaller‖sessionAttributes), rpHash =
-// SHA-256(responseCode‖commandCode‖parameters) (Part 1 §19.6.5, §16.8),
+// SHA-256(responseCode‖commandCode‖parameters) (Part 1 §19.6.5),
 // and keeps the TPM's new nonce.
 func (s *hmacSession) Validate(rc tpm2.TPMRC, cc tpm2.TPMCC, parms []byte, names []tpm2.TPM2BName, authIndex int, auth *tpm2.TPMSAuthResponse) error {
 	if s.closed {
@@ -264,7 +264,7 @@ func (sealedParam) NewNonceCaller() error { return nil }
 func (sealedParam) Encrypt([]byte) error  { return nil }
 
 // cfb runs AES-128 in CFB mode, full-block feedback and the IV from the
-// KDF (Part 1 §21.3, §11.4.6.4), over p in place.
+// KDF (Part 1 §21.3), over p in place.
 func (s *hmacSession) cfb(p, u, v []byte, decrypt bool) error {
 	if s.closed {
 		return errors.New("tpmcard: HMAC session closed")
@@ -296,8 +296,8 @@ func (s *hmacSession) cfb(p, u, v []byte, decrypt bool) error {
 
 // eccSalt makes a session salt for the P-256 key pub: an ephemeral ECDH
 // key pair, Z the x-coordinate of the shared point, salt =
-// KDFe(SHA-256, Z, "SECRET", ephemeral x, key's x, 256) (Part 1 §C.6.1,
-// §11.4.10.3). The encrypted salt is the ephemeral public point.
+// KDFe(SHA-256, Z, "SECRET", ephemeral x, key's x, 256) (Part 1 Annex
+// C.6, §11.4.9.3). The encrypted salt is the ephemeral public point.
 func eccSalt(pub *tpm2.TPMTPublic) (encSalt, salt []byte, err error) {
 	if pub.Type != tpm2.TPMAlgECC {
 		return nil, nil, fmt.Errorf("salting a session: key type %v, want ECC", pub.Type)
@@ -333,7 +333,7 @@ func eccSalt(pub *tpm2.TPMTPublic) (encSalt, salt []byte, err error) {
 	ephem := mine.PublicKey().Bytes()
 	ex, ey := ephem[1:33], ephem[33:]
 
-	// KDFe: one SHA-256 block for 256 bits, counter 1 (Part 1 §11.4.10.3).
+	// KDFe: one SHA-256 block for 256 bits, counter 1 (Part 1 §11.4.9.3).
 	salt = make([]byte, sha256.Size)
 	h := sha256.New()
 	h.Write([]byte{0, 0, 0, 1})
@@ -347,7 +347,7 @@ func eccSalt(pub *tpm2.TPMTPublic) (encSalt, salt []byte, err error) {
 }
 
 // kdfa fills out with KDFa(SHA-256, key, label, u, v, 8·len(out)) (Part 1
-// §11.4.10.2): HMAC(key, counter‖label‖0‖u‖v‖bits) per block.
+// §11.4.9.2): HMAC(key, counter‖label‖0‖u‖v‖bits) per block.
 func kdfa(out, key []byte, label string, u, v []byte) {
 	var ctr, bits [4]byte
 	binary.BigEndian.PutUint32(bits[:], uint32(8*len(out)))
