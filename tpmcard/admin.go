@@ -1,6 +1,7 @@
 package tpmcard
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -62,6 +63,12 @@ func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*admink
 			m.dropChallenge(other) // expired: free its TPM sessions
 		}
 	}
+	// The PIN index as the record knows it, written: its Name must be the
+	// record's, or the policies were computed from something else.
+	pinPublic := pinIndexPublic(tpm2.TPMHandle(r.PINIndex), orDigest(m.pinBranches(r)), true)
+	if !bytes.Equal(nvName(pinPublic), r.PINName) {
+		return nil, fmt.Errorf("card %s: %w (the PIN index's Name does not follow from the record)", serial, ErrCardAltered)
+	}
 	set, err := m.savedPolicySession()
 	if err != nil {
 		return nil, err
@@ -74,7 +81,7 @@ func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*admink
 	c := &adminkey.Challenge{
 		Op: adminkey.Unblock, Serial: serial, Validity: validity,
 		SetNonce: set.sess.NonceTPM().Buffer, ResetNonce: reset.sess.NonceTPM().Buffer,
-		PINLimit: uint8(r.PINLimit), PINName: r.PINName,
+		PINLimit: uint8(r.PINLimit), PINPublic: tpm2.Marshal(pinPublic),
 	}
 	if m.challenges == nil {
 		m.challenges = map[string]*challenge{}

@@ -135,7 +135,8 @@ func TestAdminUnblockRefusals(t *testing.T) {
 		rec := m.records[serial]
 		refused("no challenge", respond(t, admin, &adminkey.Challenge{
 			Op: adminkey.Unblock, Serial: serial, SetNonce: make([]byte, 16), ResetNonce: []byte("0123456789abcdef"),
-			Validity: time.Minute, PINLimit: uint8(rec.PINLimit), PINName: rec.PINName,
+			Validity: time.Minute, PINLimit: uint8(rec.PINLimit),
+			PINPublic: tpm2.Marshal(pinIndexPublic(tpm2.TPMHandle(rec.PINIndex), orDigest(m.pinBranches(rec)), true)),
 		}), ErrNoChallenge)
 
 		c := challenge()

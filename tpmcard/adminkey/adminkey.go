@@ -47,6 +47,8 @@ import (
 	"math/big"
 	"strings"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
 )
 
 // Operation is what a response authorizes.
@@ -81,11 +83,12 @@ const (
 	version   = 2
 	nonceLen  = 16
 	serialLen = 8
-	nameLen   = 34 // TPM Name: SHA-256 algorithm ID and digest
-	sigLen    = 64 // ECDSA P-256 r||s
-	// version, op, serial, validity, two nonces, PIN limit, PIN index Name
-	challengeLen = 1 + 1 + serialLen + 2 + 2*nonceLen + 1 + nameLen
-	responseLen  = 1 + 2*sigLen
+	maxPublic = 255 // a TPMS_NV_PUBLIC with a SHA-256 policy has 46 bytes
+	sigLen    = 64  // ECDSA P-256 r||s
+	// version, op, serial, validity, two nonces, PIN limit, then the PIN
+	// index's public area with a 1-byte length
+	challengeFixed = 1 + 1 + serialLen + 2 + 2*nonceLen + 1 + 1
+	responseLen    = 1 + 2*sigLen
 )
 
 // Challenge is what the card's machine issues.
@@ -98,8 +101,43 @@ type Challenge struct {
 	SetNonce, ResetNonce []byte
 	// PINLimit is the card's limit, which the reset writes back.
 	PINLimit uint8
-	// PINName is the TPM Name of the card's PIN index (34 bytes).
-	PINName []byte
+	// PINPublic is the public area of the card's PIN index, as written
+	// (a TPMS_NV_PUBLIC with TPMA_NV_WRITTEN set). The reset signature
+	// names the index through it: an index not yet written (a look-alike
+	// someone defined in its place) has another Name, and the TPM refuses
+	// the signature's write to it.
+	PINPublic []byte
+}
+
+// PINName is the TPM Name of the PIN index, nil if PINPublic does not
+// parse.
+func (c *Challenge) PINName() []byte {
+	pub, err := c.pinPublic()
+	if err != nil {
+		return nil
+	}
+	n, err := tpm2.NVName(pub)
+	if err != nil {
+		return nil
+	}
+	return n.Buffer
+}
+
+func (c *Challenge) pinPublic() (*tpm2.TPMSNVPublic, error) {
+	pub, err := tpm2.Unmarshal[tpm2.TPMSNVPublic](c.PINPublic)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(tpm2.Marshal(*pub)) != len(c.PINPublic):
+		return nil, errors.New("trailing bytes")
+	case pub.NameAlg != tpm2.TPMAlgSHA256:
+		return nil, errors.New("name algorithm is not SHA-256")
+	case pub.Attributes.NT != tpm2.TPMNTPinFail || pub.DataSize != 8:
+		return nil, errors.New("not a PIN index")
+	case !pub.Attributes.Written:
+		return nil, errors.New("the index was never written: not a card's PIN index")
+	}
+	return pub, nil
 }
 
 // Errors a mistyped or foreign text gives.
@@ -122,9 +160,10 @@ func (c *Challenge) Expiration() int32 { return int32(c.Validity / time.Second) 
 func (c *Challenge) ResetCpHash() []byte {
 	h := sha256.New()
 	_ = binary.Write(h, binary.BigEndian, uint32(0x00000137)) // TPM_CC_NV_Write
-	h.Write(c.PINName)                                        // authHandle
-	h.Write(c.PINName)                                        // nvIndex
-	data := []byte{0, 8, 0, 0, 0, 0, 0, 0, 0, c.PINLimit}     // TPM2B_MAX_NV_BUFFER {0, limit}
+	name := c.PINName()
+	h.Write(name)                                         // authHandle
+	h.Write(name)                                         // nvIndex
+	data := []byte{0, 8, 0, 0, 0, 0, 0, 0, 0, c.PINLimit} // TPM2B_MAX_NV_BUFFER {0, limit}
 	h.Write(data)
 	h.Write([]byte{0, 0}) // offset
 	return h.Sum(nil)
@@ -158,14 +197,17 @@ func (c *Challenge) check() error {
 		return fmt.Errorf("%w: nonces of %d and %d bytes", ErrFormat, len(c.SetNonce), len(c.ResetNonce))
 	case bytes.Equal(c.SetNonce, c.ResetNonce):
 		return fmt.Errorf("%w: the two nonces are the same", ErrFormat)
-	case len(c.PINName) != nameLen || c.PINName[0] != 0 || c.PINName[1] != 0x0b:
-		return fmt.Errorf("%w: PIN index name", ErrFormat)
+	case len(c.PINPublic) > maxPublic:
+		return fmt.Errorf("%w: PIN index public area of %d bytes", ErrFormat, len(c.PINPublic))
 	case c.PINLimit == 0:
 		return fmt.Errorf("%w: PIN limit 0", ErrFormat)
 	case c.Validity < time.Second || c.Validity > MaxValidity || c.Validity%time.Second != 0:
 		return fmt.Errorf("%w: validity %v", ErrFormat, c.Validity)
 	case c.Op != Unblock:
 		return fmt.Errorf("%w: %v", ErrFormat, c.Op)
+	}
+	if _, err := c.pinPublic(); err != nil {
+		return fmt.Errorf("%w: PIN index: %v", ErrFormat, err)
 	}
 	return nil
 }
@@ -181,8 +223,8 @@ func (c *Challenge) String() string {
 	b = binary.BigEndian.AppendUint16(b, uint16(c.Validity/time.Second))
 	b = append(b, c.SetNonce...)
 	b = append(b, c.ResetNonce...)
-	b = append(b, c.PINLimit)
-	b = append(b, c.PINName...)
+	b = append(b, c.PINLimit, byte(len(c.PINPublic)))
+	b = append(b, c.PINPublic...)
 	return encode(b)
 }
 
@@ -192,8 +234,8 @@ func ParseChallenge(text string) (*Challenge, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) != challengeLen || b[0] != version {
-		return nil, fmt.Errorf("%w (a challenge has %d characters)", ErrFormat, len(encode(make([]byte, challengeLen))))
+	if len(b) < challengeFixed || len(b) != challengeFixed+int(b[challengeFixed-1]) || b[0] != version {
+		return nil, fmt.Errorf("%w (a challenge has about %d characters)", ErrFormat, len(encode(make([]byte, challengeFixed+46))))
 	}
 	p := 2
 	next := func(n int) []byte { p += n; return bytes.Clone(b[p-n : p]) }
@@ -203,7 +245,7 @@ func ParseChallenge(text string) (*Challenge, error) {
 	c.SetNonce = next(nonceLen)
 	c.ResetNonce = next(nonceLen)
 	c.PINLimit = next(1)[0]
-	c.PINName = next(nameLen)
+	c.PINPublic = next(int(next(1)[0]))
 	if err := c.check(); err != nil {
 		return nil, err
 	}

@@ -13,12 +13,35 @@ import (
 	"github.com/google/go-tpm/tpm2"
 )
 
+func pinPublic(index tpm2.TPMHandle, written bool) []byte {
+	return tpm2.Marshal(tpm2.TPMSNVPublic{
+		NVIndex: index, NameAlg: tpm2.TPMAlgSHA256,
+		Attributes: tpm2.TPMANV{NT: tpm2.TPMNTPinFail, NoDA: true, PolicyWrite: true, OwnerRead: true, Written: written},
+		AuthPolicy: tpm2.TPM2BDigest{Buffer: bytes.Repeat([]byte{7}, 32)},
+		DataSize:   8,
+	})
+}
+
 func testChallenge() *Challenge {
-	name := append([]byte{0, 0x0b}, bytes.Repeat([]byte{7}, 32)...)
 	return &Challenge{
 		Op: Unblock, Serial: "0123456789abcdef", Validity: 10 * time.Minute,
 		SetNonce: []byte("0123456789ABCDEF"), ResetNonce: []byte("FEDCBA9876543210"),
-		PINLimit: 5, PINName: name,
+		PINLimit: 5, PINPublic: pinPublic(0x013CA001, true),
+	}
+}
+
+// A challenge naming a PIN index that was never written is not a card's:
+// it is what someone who replaced the card's index with a look-alike
+// would send, so that the reset makes the look-alike WRITTEN.
+func TestUnwrittenIndexRefused(t *testing.T) {
+	c := testChallenge()
+	c.PINPublic = pinPublic(0x013CA001, false)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if _, err := Respond(key, c); !errors.Is(err, ErrFormat) {
+		t.Fatalf("Respond to a challenge for an unwritten index: %v", err)
+	}
+	if !strings.HasPrefix(c.String(), "invalid challenge") {
+		t.Fatal("an unwritten index encodes")
 	}
 }
 
@@ -30,7 +53,7 @@ func TestChallengeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseChallenge(%q): %v", variant, err)
 		}
-		if got.String() != text || got.Expiration() != 600 || got.PINLimit != 5 || !bytes.Equal(got.PINName, c.PINName) {
+		if got.String() != text || got.Expiration() != 600 || got.PINLimit != 5 || !bytes.Equal(got.PINName(), c.PINName()) {
 			t.Fatalf("round trip: %+v", got)
 		}
 	}
@@ -40,7 +63,7 @@ func TestChallengeRoundTrip(t *testing.T) {
 // one the TPM computes for NV_Write({0, limit}) to the PIN index.
 func TestResetCpHashIsTheTPMs(t *testing.T) {
 	c := testChallenge()
-	name := tpm2.TPM2BName{Buffer: c.PINName}
+	name := tpm2.TPM2BName{Buffer: c.PINName()}
 	want, err := tpm2.CPHash(tpm2.TPMAlgSHA256, tpm2.NVWrite{
 		AuthHandle: tpm2.NamedHandle{Handle: 0x01000000, Name: name},
 		NVIndex:    tpm2.NamedHandle{Handle: 0x01000000, Name: name},
@@ -103,7 +126,7 @@ func TestRespondVerify(t *testing.T) {
 		"other reset nonce": func(c *Challenge) { c.ResetNonce = []byte("XXXXXXXXXXXXXXXX") },
 		"other time":        func(c *Challenge) { c.Validity = time.Hour },
 		"other limit":       func(c *Challenge) { c.PINLimit = 200 },
-		"other index":       func(c *Challenge) { c.PINName = append([]byte{0, 0x0b}, bytes.Repeat([]byte{8}, 32)...) },
+		"other index":       func(c *Challenge) { c.PINPublic = pinPublic(0x013CA003, true) },
 	} {
 		d := testChallenge()
 		change(d)

@@ -2,6 +2,7 @@ package attack
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -147,15 +148,26 @@ func rebuild(t *testing.T, b *tpmtest.Backend, kind cardKind) {
 		// the attacker holds (a phished response). The signature binds the
 		// NV_Write through cpHashA, which names the card's written PIN
 		// index: on the unwritten look-alike the command's cpHash differs.
-		// (A challenge doctored to carry the look-alike's unwritten Name
-		// would pass; answering it is the same as answering any unblock
-		// the attacker asks for, which gives the card to whoever holds
-		// the response. The admin tool shows the PIN Name to check.)
+		// A challenge doctored to carry the look-alike's public area (not
+		// written, so its cpHash would match the look-alike's NV_Write) is
+		// refused by the administrator's tool: a card's PIN index is
+		// always written.
 		s, done := a.policySession()
+		lookAlike := pubs["pin"]
+		lookAlike.Attributes.Written = false
+		doctored := &adminkey.Challenge{
+			Op: adminkey.Unblock, Serial: r.Serial, Validity: 600 * time.Second,
+			SetNonce: bytes.Repeat([]byte{1}, 16), ResetNonce: s.NonceTPM().Buffer,
+			PINLimit: uint8(r.PINLimit), PINPublic: tpm2.Marshal(lookAlike),
+		}
+		if _, err := adminkey.Respond(v.admin, doctored); !errors.Is(err, adminkey.ErrFormat) {
+			t.Fatalf("ATTACK %slook-alike/pin/adminReset/doctored-challenge %s: the admin tool signed a challenge for an unwritten index: %v", prefix, b.Name, err)
+		}
+		t.Logf("ATTACK %slook-alike/pin/adminReset/doctored-challenge %s: refused by the admin tool: %v", prefix, b.Name, adminkey.ErrFormat)
 		c := &adminkey.Challenge{
 			Op: adminkey.Unblock, Serial: r.Serial, Validity: 600 * time.Second,
 			SetNonce: bytes.Repeat([]byte{1}, 16), ResetNonce: s.NonceTPM().Buffer,
-			PINLimit: uint8(r.PINLimit), PINName: r.PINName,
+			PINLimit: uint8(r.PINLimit), PINPublic: tpm2.Marshal(pubs["pin"]),
 		}
 		sig, err := adminkey.SignDigest(v.admin, c.ResetDigest())
 		if err != nil {
