@@ -234,7 +234,8 @@ func adminRespond(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "response to the %s challenge of card %s (the card's TPM checks it; it works once, within %v of the challenge):\n", c.Op, c.Serial, c.Validity)
+	fmt.Fprintf(e.stderr, "response to the %s challenge of card %s, PIN index %x, resetting it to %d tries (the card's TPM checks it; it works once, within %v of the challenge):\n",
+		c.Op, c.Serial, c.PINName(), c.PINLimit, c.Validity)
 	fmt.Fprintln(e.stdout, resp)
 	return nil
 }
