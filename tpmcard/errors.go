@@ -28,8 +28,9 @@ var (
 	// the service.
 	ErrCardAltered = errors.New("card altered: its TPM objects no longer match its record")
 	// ErrCardOutdated: a card made by an earlier tpmcard, whose policy an
-	// owner-authorization holder can forge (docs/security.md).
-	ErrCardOutdated = errors.New("card made by an earlier tpmcard whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, destroy it and create a new card")
+	// owner-authorization holder can forge and whose PIN derivation is
+	// fast and unsalted (docs/security.md).
+	ErrCardOutdated = errors.New("card made by an earlier tpmcard, whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, destroy it and create a new card")
 )
 
 // PINError reports a wrong PIN or PUK and how many tries are left before

@@ -15,11 +15,11 @@ import (
 
 // recordVersion is the on-disk format of a card record. A record of a
 // newer version is refused rather than misread. Version 1 cards had a PIN
-// policy that the owner-authorization holder could forge: they load, list
-// as outdated, and can only be destroyed. Version 2 cards derived the
-// PIN's authValue without a salt or a slow KDF: the same.
+// policy that the owner-authorization holder could forge and derived the
+// PIN's authValue without a salt or a slow KDF: they load, list as
+// outdated, and can only be destroyed.
 const (
-	recordVersion       = 3
+	recordVersion       = 2
 	oldestRecordVersion = 1
 )
 
@@ -154,7 +154,7 @@ func (s *store) load(serial string) (*record, error) {
 	if r.Serial != serial {
 		return nil, fmt.Errorf("reading card %s: record names card %q", serial, r.Serial)
 	}
-	if r.Version >= 3 {
+	if r.Version >= 2 {
 		if err := r.KDF.check(); err != nil {
 			return nil, fmt.Errorf("reading card %s: corrupt record: %w", serial, err)
 		}
