@@ -189,15 +189,23 @@ func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*atte
 // reads the index (OWNERREAD) without authorizing the index itself, so
 // its counter is neither reset nor moved.
 func (m *Manager) certifyIndex(ak tpm2.AuthHandle, h uint32, name tpm2.TPM2BName, binding []byte) (info, sig []byte, err error) {
+	owner, err := m.ownerAuth()
+	if err != nil {
+		return nil, nil, err
+	}
 	nc, err := tpm2.NVCertify{
 		SignHandle:     ak,
-		AuthHandle:     tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(m.owner)},
+		AuthHandle:     tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: owner},
 		NVIndex:        tpm2.NamedHandle{Handle: tpm2.TPMHandle(h), Name: name},
 		QualifyingData: tpm2.TPM2BData{Buffer: binding},
 		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
 		Size:           8,
 	}.Execute(m.tpm)
 	if err != nil {
+		if isAuthFailure(err) {
+			m.dropOwnerSession()
+			return nil, nil, fmt.Errorf("certifying NV index %#x: owner authorization refused: %w", h, err)
+		}
 		return nil, nil, err
 	}
 	return nc.CertifyInfo.Bytes(), tpm2.Marshal(nc.Signature), nil

@@ -89,6 +89,9 @@ func TestAttackOwnerPasswordOnTheBus(t *testing.T) {
 		if _, err := m.Status(serial); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := m.Attest(serial, k.ID, AttestOptions{}); err != nil { // NV_Certify of both indices
+			t.Fatal(err)
+		}
 		if err := m.Destroy(serial); err != nil {
 			t.Fatal(err)
 		}
