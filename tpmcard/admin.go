@@ -53,7 +53,7 @@ func (m *Manager) AdminChallenge(serial string, validity time.Duration) (*admink
 	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if r.AdminKey == nil {
 		return nil, ErrNoAdminKey
 	}
@@ -139,7 +139,7 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if r.AdminKey == nil {
 		return ErrNoAdminKey
 	}

@@ -98,7 +98,7 @@ func (m *Manager) Attest(serial string, keyID []byte, opts AttestOptions) (*atte
 	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	k := r.key(keyID)
 	if k == nil {
 		return nil, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, keyID)

@@ -124,7 +124,7 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 	if err := m.lock(); err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 
 	policy := DefaultPINPolicy()
 	if opts.PINPolicy != nil {
@@ -617,7 +617,7 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	// The names are checked once: a listing of cards (every PKCS#11
 	// C_GetTokenInfo) then costs two TPM commands a card, not four. Any
 	// failed PIN or PUK use checks them again.
@@ -662,7 +662,7 @@ func (m *Manager) SetOwner(serial string, o *Owner) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	c := r.clone()
 	c.Owner = o.clone()
 	return m.saveRecord(c)
@@ -675,7 +675,7 @@ func (m *Manager) Destroy(serial string) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	m.logoutLocked(serial)
 	m.dropKeys(serial)
 	delete(m.namesOK, serial)

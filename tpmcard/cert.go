@@ -118,7 +118,7 @@ func (m *Manager) ImportCertificate(serial string, der []byte, label string) (Ce
 	if err != nil {
 		return CertInfo{}, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	k, err := r.keyFor(cert.PublicKey)
 	if err != nil {
 		return CertInfo{}, err
@@ -186,7 +186,7 @@ func (m *Manager) DeleteCertificate(serial string, keyID []byte) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if r.cert(keyID) == nil {
 		return fmt.Errorf("%w: card %s has no certificate for key %x", ErrCertNotFound, serial, keyID)
 	}

@@ -23,6 +23,10 @@ var (
 	ErrUnsupported    = errors.New("not supported by this TPM")
 	ErrInvalidOptions = errors.New("invalid options")
 	ErrNoPUK          = errors.New("card has no PUK")
+	// ErrTPMUnreachable: a command could not reach the TPM (the connection
+	// broke, a device error). Logins have ended; the transport may
+	// reconnect, and the next call then starts over.
+	ErrTPMUnreachable = errors.New("the TPM cannot be reached")
 	// ErrCardAltered: the TPM's objects no longer match the card's record
 	// (a replaced index, another limit): someone changed the card behind
 	// the service.

@@ -83,7 +83,7 @@ func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOption
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if len(opts.ID) > 64 || len(opts.Label) > 64 {
 		return KeyInfo{}, fmt.Errorf("%w: key ID is limited to 64 bytes and label to 64 characters", ErrInvalidOptions)
 	}
@@ -213,7 +213,7 @@ func (m *Manager) DeleteKey(serial string, id []byte) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if r.key(id) == nil {
 		return fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, id)
 	}

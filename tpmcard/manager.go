@@ -22,6 +22,7 @@ type config struct {
 	stateDir  string
 	ownerAuth []byte
 	retryWait time.Duration
+	onLost    func()
 }
 
 // WithStateDir sets the directory that keeps card records (created 0700).
@@ -37,6 +38,13 @@ func WithOwnerAuth(auth []byte) Option {
 // WithRetryWait bounds how long a command the TPM asks to retry (NV_RATE,
 // RETRY, YIELDED, TESTING) is retried before ErrTPMBusy. Default 30s.
 func WithRetryWait(d time.Duration) Option { return func(c *config) { c.retryWait = d } }
+
+// WithTPMLost sets a function the Manager calls when it finds the TPM
+// unreachable (its transport failed to send a command): it has then
+// forgotten every login and every handle it held, and rebuilds what it
+// needs (the storage root key, sessions, loaded keys) once the TPM answers
+// again. fn runs with the Manager locked: it must not call the Manager.
+func WithTPMLost(fn func()) Option { return func(c *config) { c.onLost = fn } }
 
 func (c *config) validate() error {
 	if c.stateDir == "" {
@@ -72,6 +80,11 @@ type Manager struct {
 	namesOK map[string]bool
 	clock   uint64 // LRU counter
 	closed  atomic.Bool
+	// tpmLost is set by the transport when a command could not reach the
+	// TPM; srkLoaded is false until the storage root key is (re)created.
+	tpmLost   atomic.Bool
+	srkLoaded bool
+	onLost    func()
 
 	// recMu guards records, so that reading a card's record never waits
 	// behind TPM commands. Records are replaced, never changed in place.
@@ -128,7 +141,7 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 	}
 	m := &Manager{
 		mu:      make(fifoLock, 1),
-		tpm:     &retryTPM{tpm: t, maxWait: cfg.retryWait, sleep: time.Sleep},
+		onLost:  cfg.onLost,
 		st:      st,
 		owner:   cfg.ownerAuth,
 		records: map[string]*record{},
@@ -138,6 +151,7 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 
 		progressEvery: 500 * time.Millisecond,
 	}
+	m.tpm = &retryTPM{tpm: t, maxWait: cfg.retryWait, sleep: time.Sleep, lost: &m.tpmLost}
 	if err := m.loadSRK(); err != nil {
 		return nil, err
 	}
@@ -187,7 +201,7 @@ func (m *Manager) loadSRK() error {
 		flush(m.tpm, rsp.ObjectHandle)
 		return fmt.Errorf("reading storage root key: %w", err)
 	}
-	m.srk = srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}
+	m.srk, m.srkLoaded = srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}, true
 	return nil
 }
 
@@ -257,13 +271,59 @@ type fifoLock chan struct{}
 func (l fifoLock) Lock()   { l <- struct{}{} }
 func (l fifoLock) Unlock() { <-l }
 
+// lock takes the Manager's lock for TPM commands. After the TPM was lost
+// it first rebuilds the storage root key; while the TPM cannot be reached
+// that fails, with ErrTPMUnreachable.
 func (m *Manager) lock() error {
 	m.mu.Lock()
 	if m.closed.Load() {
 		m.mu.Unlock()
 		return errClosed
 	}
+	if !m.srkLoaded {
+		if err := m.loadSRK(); err != nil {
+			m.unlock()
+			return err
+		}
+	}
 	return nil
+}
+
+// unlock releases the lock; when a command on the way failed to reach the
+// TPM, it first forgets every TPM handle and login (see forgetTPM).
+func (m *Manager) unlock() {
+	if m.tpmLost.Swap(false) && m.srkLoaded {
+		m.forgetTPM()
+	}
+	m.mu.Unlock()
+}
+
+// forgetTPM drops everything the Manager holds in the TPM after the TPM
+// could not be reached: a TPM that restarted has forgotten it, and one that
+// did not may have run or not run the command that failed. Logins end (the
+// card's holder logs in again), pending admin challenges die, keys and
+// sessions are flushed where the TPM still has them (best effort: nothing
+// was loaded since), and the next lock recreates the storage root key.
+func (m *Manager) forgetTPM() {
+	for serial := range m.logins {
+		m.logoutLocked(serial)
+	}
+	for serial := range m.challenges {
+		m.dropChallenge(serial)
+	}
+	m.resetSignSession()
+	for id, k := range m.keys {
+		flush(m.tpm, k.handle)
+		delete(m.keys, id)
+	}
+	m.dropOwnerSession()
+	flush(m.tpm, m.srk.handle)
+	m.srk, m.srkLoaded = srk{}, false
+	clear(m.namesOK)
+	m.tpmLost.Store(false) // the flushes above may fail the same way
+	if m.onLost != nil {
+		m.onLost()
+	}
 }
 
 // lockCard locks the Manager and returns the card's record; the caller

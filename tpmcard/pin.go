@@ -18,7 +18,7 @@ func (m *Manager) Login(serial string, pin secret.Secret) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	auth := r.authValue("pin", pin)
 	hs, closer, err := m.saltedHMAC(auth)
 	if err != nil {
@@ -69,7 +69,7 @@ func (m *Manager) Logout(serial string) {
 	if m.lock() != nil {
 		return
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	m.logoutLocked(serial)
 }
 
@@ -78,7 +78,7 @@ func (m *Manager) LoggedIn(serial string) bool {
 	if m.lock() != nil {
 		return false
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	return m.logins[serial] != nil
 }
 
@@ -175,7 +175,7 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := r.Policy.Check(newPIN); err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if r.NoPUK {
 		return ErrNoPUK
 	}
@@ -248,7 +248,7 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if r.NoPUK {
 		return fmt.Errorf("%w: ask the administrator for an unblock with the admin key", ErrNoPUK)
 	}

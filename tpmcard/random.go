@@ -19,7 +19,7 @@ func (m *Manager) Random(n int) ([]byte, error) {
 	if err := m.lock(); err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	out := make([]byte, 0, n)
 	for len(out) < n {
 		rsp, err := tpm2.GetRandom{BytesRequested: uint16(min(n-len(out), 32))}.Execute(m.tpm)

@@ -2,6 +2,8 @@ package tpmcard
 
 import (
 	"encoding/binary"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -14,10 +16,15 @@ import (
 // did not execute the command, so its sessions and the PIN counters are
 // untouched and the identical bytes can be sent again; a PIN attempt turned
 // away for NV_RATE is never counted as a try.
+//
+// A command the transport could not send at all (a broken connection, a
+// device error) fails with ErrTPMUnreachable, and lost is set: the Manager
+// then starts over with the TPM (Manager.forgetTPM).
 type retryTPM struct {
 	tpm     transport.TPM
 	maxWait time.Duration // total time spent waiting before giving up
 	sleep   func(time.Duration)
+	lost    *atomic.Bool
 }
 
 func (r *retryTPM) Send(cmd []byte) ([]byte, error) {
@@ -25,7 +32,13 @@ func (r *retryTPM) Send(cmd []byte) ([]byte, error) {
 	var waited time.Duration
 	for {
 		rsp, err := r.tpm.Send(cmd)
-		if err != nil || !retryable(rsp) || waited >= r.maxWait {
+		if err != nil {
+			if r.lost != nil {
+				r.lost.Store(true)
+			}
+			return nil, fmt.Errorf("%w: %w", ErrTPMUnreachable, err)
+		}
+		if !retryable(rsp) || waited >= r.maxWait {
 			return rsp, err
 		}
 		r.sleep(delay)

@@ -33,7 +33,7 @@ func (m *Manager) Sign(serial string, keyID []byte, digest []byte, opts SignOpti
 	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	k := r.key(keyID)
 	if k == nil {
 		return nil, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, keyID)
