@@ -60,6 +60,7 @@ var statusRV = map[wire.Status]rv{
 	wire.CertificateInvalid: ckrAttributeValueInvalid,
 
 	wire.CardLost:         ckrDeviceError,
+	wire.TPMUnreachable:   ckrDeviceRemoved,
 	wire.CardAltered:      ckrDeviceError,
 	wire.CardOutdated:     ckrTokenNotRecognized,
 	wire.TPMBusy:          ckrFunctionFailed,

@@ -80,6 +80,8 @@ func describe(err error) string {
 		return "card altered: its TPM objects no longer match its record (someone with TPM access changed it); do not trust it: destroy it and create a new one"
 	case wire.CardOutdated:
 		return "card made by an earlier tpmcard, whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, `tpmcard card destroy` it and create a new card"
+	case wire.TPMUnreachable:
+		return "the service cannot reach the TPM (`tpmcard service status` says since when); it reconnects by itself: try again in a moment, and log in again"
 	case wire.TPMBusy:
 		return "the TPM is busy: try again in a moment"
 	case wire.NoPUK:

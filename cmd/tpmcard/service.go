@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -186,7 +187,9 @@ func (p *program) Start(service.Service) error {
 		}
 		ownerAuth = []byte(strings.TrimRight(string(b), "\r\n"))
 	}
-	tpm, err := backend.Open(spec)
+	// A link, not a bare connection: when the TPM goes away (swtpm
+	// restarted, a device error) it reopens it, and the Manager starts over.
+	tpm, err := backend.OpenLink(spec)
 	if err != nil {
 		return err
 	}
@@ -195,7 +198,15 @@ func (p *program) Start(service.Service) error {
 		tpm.Close()
 		return fmt.Errorf("probing the TPM: %w", err)
 	}
-	m, err := tpmcard.Open(tpm, tpmcard.WithStateDir(p.cfg.StateDir), tpmcard.WithOwnerAuth(ownerAuth))
+	// The server ends every login when the Manager loses the TPM; it is
+	// made after the Manager, which takes the hook first.
+	var srvRef atomic.Pointer[server.Server]
+	onLost := func() {
+		if s := srvRef.Load(); s != nil {
+			s.TPMLost()
+		}
+	}
+	m, err := tpmcard.Open(tpm, tpmcard.WithStateDir(p.cfg.StateDir), tpmcard.WithOwnerAuth(ownerAuth), tpmcard.WithTPMLost(onLost))
 	for i := range ownerAuth {
 		ownerAuth[i] = 0
 	}
@@ -209,7 +220,9 @@ func (p *program) Start(service.Service) error {
 		CardGroup: p.cfg.CardGroup, AdminGroup: p.cfg.AdminGroup, Logger: p.log, MaxConns: p.cfg.MaxConns,
 		MaxConnsPerUser: p.cfg.MaxConnsPerUser, IdleTimeout: idle,
 		Random: m, Version: version, TPMManufacturer: caps.Manufacturer, TPMFirmware: caps.FirmwareVersion,
+		TPMState: linkState(tpm),
 	})
+	srvRef.Store(srv)
 	if err == nil {
 		err = srv.Start(context.Background())
 	}
@@ -227,6 +240,19 @@ func (p *program) Start(service.Service) error {
 		Str("firmware", caps.FirmwareVersion).Str("socket", p.cfg.Socket).Str("state_dir", p.cfg.StateDir).
 		Str("version", version).Msg(startMessage(spec))
 	return nil
+}
+
+// linkState reports a Link's state to the server; other TPMs (the
+// in-process simulator) are always reachable.
+func linkState(t any) func() server.TPMState {
+	l, ok := t.(*backend.Link)
+	if !ok {
+		return nil
+	}
+	return func() server.TPMState {
+		s := l.State()
+		return server.TPMState{Up: s.Up, DownSince: s.DownSince, Err: s.Err, Reconnects: s.Reconnects}
+	}
 }
 
 func startMessage(spec backend.Spec) string {
@@ -331,8 +357,15 @@ func serviceStatus(e *env, args []string) error {
 	if c.json {
 		return printJSON(e.stdout, st)
 	}
-	fmt.Fprintf(e.stdout, "service   running (version %s) at %s\nTPM       %s, manufacturer %q, firmware %s\ncards     %d\n",
-		st.Version, c.socket, st.Backend, st.Manufacturer, st.Firmware, st.Cards)
+	fmt.Fprintf(e.stdout, "service   running (version %s) at %s\nTPM       %s, manufacturer %q, firmware %s\n",
+		st.Version, c.socket, st.Backend, st.Manufacturer, st.Firmware)
+	if st.TPMDownSince != 0 {
+		fmt.Fprintf(e.stdout, "          UNREACHABLE since %s (%s): reconnecting; logins ended\n",
+			time.Unix(st.TPMDownSince, 0).Format(time.RFC3339), st.TPMError)
+	} else if st.TPMReconnects > 0 {
+		fmt.Fprintf(e.stdout, "          reachable (reconnected %d times since the service started)\n", st.TPMReconnects)
+	}
+	fmt.Fprintf(e.stdout, "cards     %d\n", st.Cards)
 	if !st.HardwareProtected {
 		fmt.Fprintln(e.stdout, "WARNING: software TPM: keys are NOT hardware-protected")
 	}

@@ -68,6 +68,7 @@ var sentinels = []struct {
 	{tpmcard.ErrPUKLocked, wire.PUKLocked, "PUK locked", true},
 	{tpmcard.ErrPINExpired, wire.PINExpired, "the PIN must be changed first", false},
 	{tpmcard.ErrNotLoggedIn, wire.NotLoggedIn, "not logged in", false},
+	{tpmcard.ErrTPMUnreachable, wire.TPMUnreachable, "the TPM cannot be reached: the service reconnects by itself, then log in again", false},
 	{tpmcard.ErrCardLost, wire.CardLost, "the card's TPM objects are gone", false},
 	{tpmcard.ErrCardAltered, wire.CardAltered, "the card was altered behind the service: its TPM objects no longer match its record", false},
 	{tpmcard.ErrCardOutdated, wire.CardOutdated, "the card was made by an earlier tpmcard whose PIN policy the TPM owner can forge: destroy it and create a new card", false},

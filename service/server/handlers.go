@@ -637,7 +637,7 @@ func (c *conn) getStatus() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &wire.ServiceStatus{
+	st := &wire.ServiceStatus{
 		Backend:           c.s.cfg.Backend,
 		Simulated:         c.s.cfg.Simulated,
 		HardwareProtected: hardwareProtected(c.s.cfg.Backend, c.s.cfg.Simulated),
@@ -645,7 +645,18 @@ func (c *conn) getStatus() (any, error) {
 		Version:           c.s.cfg.Version,
 		Manufacturer:      c.s.cfg.TPMManufacturer,
 		Firmware:          c.s.cfg.TPMFirmware,
-	}, nil
+	}
+	if c.s.cfg.TPMState != nil {
+		ts := c.s.cfg.TPMState()
+		st.TPMReconnects = ts.Reconnects
+		if !ts.Up {
+			st.TPMDownSince = ts.DownSince.Unix()
+			if ts.Err != nil {
+				st.TPMError = ts.Err.Error()
+			}
+		}
+	}
+	return st, nil
 }
 
 // hardwareProtected: only the device backend keeps keys in hardware.

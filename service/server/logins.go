@@ -265,3 +265,23 @@ func (l *logins) forget(serial string) {
 	clear(cl.so)
 	clear(cl.users)
 }
+
+// endAll ends every login of every card: the TPM was lost, and with it the
+// Manager's PIN proofs. PUKs kept for InitPIN are wiped.
+func (l *logins) endAll() {
+	l.mu.Lock()
+	cards := make([]*cardLogins, 0, len(l.cards))
+	for _, cl := range l.cards {
+		cards = append(cards, cl)
+	}
+	l.mu.Unlock()
+	for _, cl := range cards {
+		cl.mu.Lock()
+		for _, p := range cl.so {
+			p.Wipe()
+		}
+		clear(cl.so)
+		clear(cl.users)
+		cl.mu.Unlock()
+	}
+}

@@ -83,9 +83,20 @@ type Config struct {
 	Version string
 	// TPMManufacturer and TPMFirmware describe the TPM in status replies.
 	TPMManufacturer, TPMFirmware string
+	// TPMState reports whether the TPM can be reached, for status replies
+	// (backend.Link.State); nil means it always can.
+	TPMState func() TPMState
 	// TraceWire logs every frame at debug level, secrets redacted. The
 	// environment switch TPMCARD_DEBUG=wire turns it on too.
 	TraceWire bool
+}
+
+// TPMState is what the service knows of its TPM connection.
+type TPMState struct {
+	Up         bool
+	DownSince  time.Time
+	Err        error
+	Reconnects uint64
 }
 
 func (c *Config) validate() error {
@@ -395,4 +406,14 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("server: closing listener: %w", err)
 	}
 	return nil
+}
+
+// TPMLost tells the server that the Manager lost the TPM and forgot every
+// PIN proof (tpmcard.WithTPMLost): every application's login ends, and
+// each must log in again once the TPM answers. It returns at once (it may
+// run with the Manager locked, which a connection holding a card's login
+// lock may be waiting for).
+func (s *Server) TPMLost() {
+	s.log.Warn().Str("event", "tpm_lost").Msg("the TPM cannot be reached: every login ended; reconnecting")
+	go s.logins.endAll()
 }

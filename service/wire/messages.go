@@ -599,6 +599,12 @@ type ServiceStatus struct {
 	Firmware          string `cbor:"5,keyasint,omitempty"` // TPM firmware version
 	Cards             int    `cbor:"6,keyasint,omitempty"`
 	Version           string `cbor:"7,keyasint,omitempty"` // service build version
+	// TPMDownSince is set (Unix seconds) while the service cannot reach
+	// the TPM, with the reason in TPMError.
+	TPMDownSince int64  `cbor:"8,keyasint,omitempty"`
+	TPMError     string `cbor:"9,keyasint,omitempty"`
+	// TPMReconnects counts the times the service reconnected to the TPM.
+	TPMReconnects uint64 `cbor:"10,keyasint,omitempty"`
 }
 
 // AdminChallenge opens an unblock challenge for a card with an admin key:

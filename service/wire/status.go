@@ -91,6 +91,7 @@ const (
 	NVSpaceExhausted Status = 73 // no room left in TPM NV memory
 	CardAltered      Status = 74 // the TPM's objects no longer match the card's record
 	CardOutdated     Status = 75 // made by an earlier tpmcard with a forgeable policy: destroy it
+	TPMUnreachable   Status = 76 // the TPM connection broke; the service reconnects, logins ended
 )
 
 // The administrator's offline unblock.
@@ -150,6 +151,7 @@ var statusNames = map[Status]string{
 	NVSpaceExhausted:        "NVSpaceExhausted",
 	CardAltered:             "CardAltered",
 	CardOutdated:            "CardOutdated",
+	TPMUnreachable:          "TPMUnreachable",
 	NoPUK:                   "NoPUK",
 	NoAdminKey:              "NoAdminKey",
 	NoChallenge:             "NoChallenge",

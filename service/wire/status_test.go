@@ -62,6 +62,7 @@ var statusGolden = []struct {
 	{NVSpaceExhausted, 73, "NVSpaceExhausted"},
 	{CardAltered, 74, "CardAltered"},
 	{CardOutdated, 75, "CardOutdated"},
+	{TPMUnreachable, 76, "TPMUnreachable"},
 	{NoPUK, 28, "NoPUK"},
 	{NoAdminKey, 80, "NoAdminKey"},
 	{NoChallenge, 81, "NoChallenge"},
