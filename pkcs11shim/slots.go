@@ -2,6 +2,7 @@ package main
 
 import (
 	"time"
+	"unicode/utf8"
 
 	"github.com/tpmcard/tpmcard/service/wire"
 )
@@ -154,6 +155,13 @@ func (m *module) GetTokenInfo(id uint64) (TokenInfo, rv) {
 	label := ti.Label
 	if label == "" {
 		label = "tpmcard " + ti.Serial
+	}
+	if ti.State.Damaged() {
+		// CK_TOKEN_INFO has no field for it: the label, which tools show,
+		// ends with the state ("(lost)", "(destroy incomplete)"), within
+		// its 32 bytes.
+		suffix := " (" + ti.State.String() + ")"
+		label = truncateUTF8(label, 32-len(suffix)) + suffix
 	}
 	return TokenInfo{
 		Label: label, Manufacturer: ti.Manufacturer, Model: ti.Model, Serial: ti.Serial,
@@ -359,4 +367,15 @@ func (m *module) eventSlot(serial string) uint64 {
 		s = m.addSlot(serial)
 	}
 	return s.id
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

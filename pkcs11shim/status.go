@@ -59,13 +59,20 @@ var statusRV = map[wire.Status]rv{
 	wire.DataLenRange:       ckrDataLenRange,
 	wire.CertificateInvalid: ckrAttributeValueInvalid,
 
-	wire.CardLost:         ckrDeviceError,
-	wire.TPMUnreachable:   ckrDeviceRemoved,
-	wire.CardAltered:      ckrDeviceError,
-	wire.CardOutdated:     ckrTokenNotRecognized,
-	wire.TPMBusy:          ckrFunctionFailed,
-	wire.TPMFailure:       ckrDeviceError,
-	wire.NVSpaceExhausted: ckrDeviceMemory,
+	wire.CardLost:          ckrDeviceError,
+	wire.TPMUnreachable:    ckrDeviceRemoved,
+	wire.CardAltered:       ckrDeviceError,
+	wire.CardOutdated:      ckrTokenNotRecognized,
+	wire.TPMBusy:           ckrFunctionFailed,
+	wire.TPMFailure:        ckrDeviceError,
+	wire.NVSpaceExhausted:  ckrDeviceMemory,
+	wire.DestroyIncomplete: ckrDeviceError,
+
+	// The state directory: a full disk is out of memory to PKCS#11, a
+	// read-only one a write-protected token.
+	wire.StateDirFull:       ckrDeviceMemory,
+	wire.StateDirReadOnly:   ckrTokenWriteProtected,
+	wire.StateDirPermission: ckrDeviceError,
 
 	// The administrator's offline unblock (not reachable through PKCS#11,
 	// mapped for completeness).

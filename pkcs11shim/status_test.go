@@ -43,6 +43,8 @@ func TestStatusTable(t *testing.T) {
 		{wire.OperationNotInitialized, ckrOperationNotInitialized}, {wire.MechanismInvalid, ckrMechanismInvalid},
 		{wire.KeyTypeInconsistent, ckrKeyTypeInconsistent}, {wire.AttributeSensitive, ckrAttributeSensitive},
 		{wire.Unsupported, ckrFunctionNotSupported}, {wire.ServiceStopping, ckrDeviceRemoved},
+		{wire.StateDirFull, ckrDeviceMemory}, {wire.StateDirReadOnly, ckrTokenWriteProtected},
+		{wire.StateDirPermission, ckrDeviceError}, {wire.DestroyIncomplete, ckrDeviceError},
 	} {
 		if got := statusToRV(tc.s); got != tc.r {
 			t.Errorf("%v -> %v, want %v", tc.s, got, tc.r)

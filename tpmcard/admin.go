@@ -150,6 +150,18 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 	if ch == nil {
 		return ErrNoChallenge
 	}
+	// Before the challenge is used up: a state directory that refuses the
+	// write leaves it pending.
+	undo, err := m.beginUnblock(r)
+	if err != nil {
+		return err
+	}
+	pinSet := false
+	defer func() {
+		if !pinSet {
+			undo()
+		}
+	}()
 	defer m.dropChallenge(serial)
 	if time.Now().After(ch.deadline) {
 		return ErrChallengeExpired
@@ -204,8 +216,10 @@ func (m *Manager) AdminUnblock(serial string, response string, newPIN secret.Sec
 		return signed(ch.set.sess, ch.c.SetNonce, nil, adminkey.SetPINRef(serial), resp.SetSig)
 	})
 	if err != nil {
+		pinSet = errors.Is(err, ErrTPMUnreachable) // then it may be set
 		return err
 	}
+	pinSet = true
 	err = m.policyWriteIn(ch.reset.sess, tpm2.TPMHandle(r.PINIndex), r.PINName, pinData{0, r.PINLimit}, m.pinBranches(r),
 		func(s tpm2.Session) error {
 			if _, err := (tpm2.PolicyCommandCode{PolicySession: s.Handle(), Code: tpm2.TPMCCNVWrite}).Execute(m.tpm); err != nil {

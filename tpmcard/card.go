@@ -104,7 +104,10 @@ type CardInfo struct {
 	// Outdated: made by an earlier tpmcard whose PIN policy an
 	// owner-authorization holder can forge; it can only be destroyed.
 	Outdated bool
-	Keys     []KeyInfo
+	// DestroyIncomplete: a destroy began and did not finish; the card can
+	// only be destroyed again.
+	DestroyIncomplete bool
+	Keys              []KeyInfo
 }
 
 // CardStatus adds what only the TPM knows: the counters.
@@ -204,7 +207,7 @@ func (m *Manager) Create(opts CreateOptions) (*Created, error) {
 	rec.Pending = false
 	if err := m.st.save(rec); err != nil {
 		if m.undefine(rec) == nil {
-			_ = m.st.remove(rec.Serial)
+			_ = m.st.removeRecord(rec.Serial)
 		}
 		return nil, err
 	}
@@ -274,7 +277,7 @@ func (m *Manager) provision(rec *record, pinAuth, pukAuth []byte) (err error) {
 	}
 	defer func() {
 		if err != nil && m.undefine(rec) == nil {
-			_ = m.st.remove(rec.Serial)
+			_ = m.st.removeRecord(rec.Serial)
 		}
 	}()
 
@@ -347,7 +350,7 @@ func (m *Manager) recoverPending() error {
 		if err := m.undefine(r); err != nil {
 			continue
 		}
-		if err := m.st.remove(s); err != nil {
+		if err := m.st.removeRecord(s); err != nil {
 			return err
 		}
 	}
@@ -544,11 +547,16 @@ func (m *Manager) saveRecord(r *record) error {
 	if err := m.st.save(r); err != nil {
 		return err
 	}
+	m.cacheRecord(r)
+	return nil
+}
+
+// cacheRecord makes r the card's record for this Manager.
+func (m *Manager) cacheRecord(r *record) {
 	r.prepare()
 	m.recMu.Lock()
 	m.records[r.Serial] = r
 	m.recMu.Unlock()
-	return nil
 }
 
 func (r *record) clone() *record {
@@ -563,7 +571,7 @@ func (r *record) info() CardInfo {
 		Serial: r.Serial, Label: r.Label, Created: r.Created, Policy: r.Policy,
 		PINTries: int(r.PINLimit), PUKTries: int(r.PUKLimit), MustChange: r.MustChange,
 		HasPUK: !r.NoPUK, AdminKey: r.adminPublicKey(), Owner: r.Owner.clone(),
-		Outdated: r.Version < recordVersion,
+		Outdated: r.Version < recordVersion, DestroyIncomplete: r.Destroying,
 	}
 	for i := range r.Keys {
 		ki, _, err := r.keyInfo(r.Keys[i].ID)
@@ -618,6 +626,9 @@ func (m *Manager) Status(serial string) (*CardStatus, error) {
 		return nil, err
 	}
 	defer m.unlock()
+	if r.Destroying {
+		return nil, fmt.Errorf("card %s: %w", serial, ErrDestroyIncomplete)
+	}
 	// The names are checked once: a listing of cards (every PKCS#11
 	// C_GetTokenInfo) then costs two TPM commands a card, not four. Any
 	// failed PIN or PUK use checks them again.
@@ -670,6 +681,11 @@ func (m *Manager) SetOwner(serial string, o *Owner) error {
 
 // Destroy undefines the card's NV indices and removes its record and key
 // blobs. A card whose TPM objects are already gone is removed all the same.
+//
+// The record first says the destroy began: a destroy cut short between the
+// TPM and the disk leaves a card that lists as "destroy incomplete", that
+// nothing but Destroy accepts, and that the next Destroy finishes. A
+// record that cannot be marked stops the destroy before the TPM is touched.
 func (m *Manager) Destroy(serial string) error {
 	r, err := m.lockAnyCard(serial)
 	if err != nil {
@@ -679,11 +695,26 @@ func (m *Manager) Destroy(serial string) error {
 	m.logoutLocked(serial)
 	m.dropKeys(serial)
 	delete(m.namesOK, serial)
-	if err := m.undefine(r); err != nil {
-		return fmt.Errorf("destroying card %s: %w", serial, err)
+	prev := r
+	if !r.Destroying {
+		c := r.clone()
+		c.Destroying = true
+		if err := m.saveRecord(c); err != nil {
+			return fmt.Errorf("destroying card %s (nothing was destroyed): %w", serial, err)
+		}
+		r = c
 	}
-	if err := m.st.remove(serial); err != nil {
-		return err
+	if err := m.undefine(r); err != nil {
+		if !prev.Destroying && m.checkNames(prev) == nil {
+			// The TPM refused before it undefined anything: the card is
+			// whole, and says so again.
+			_ = m.saveRecord(prev)
+			return fmt.Errorf("destroying card %s (nothing was destroyed): %w", serial, err)
+		}
+		return fmt.Errorf("destroying card %s (not finished: destroy it again): %w", serial, err)
+	}
+	if err := m.st.removeRecord(serial); err != nil {
+		return fmt.Errorf("destroying card %s: %w (its TPM objects are gone, its record is not): %w", serial, ErrDestroyIncomplete, err)
 	}
 	m.recMu.Lock()
 	delete(m.records, serial)

@@ -34,7 +34,10 @@ var (
 	// ErrCardOutdated: a card made by an earlier tpmcard, whose policy an
 	// owner-authorization holder can forge and whose PIN derivation is
 	// fast and unsalted (docs/security.md).
-	ErrCardOutdated = errors.New("card made by an earlier tpmcard, whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, destroy it and create a new card")
+	// ErrDestroyIncomplete: a destroy of the card began and did not finish;
+	// destroying it again finishes the job.
+	ErrDestroyIncomplete = errors.New("card half destroyed: an earlier destroy did not finish; destroy it again")
+	ErrCardOutdated      = errors.New("card made by an earlier tpmcard, whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, destroy it and create a new card")
 )
 
 // PINError reports a wrong PIN or PUK and how many tries are left before

@@ -76,7 +76,10 @@ func keyID(pub crypto.PublicKey) ([]byte, error) {
 }
 
 // GenerateKey creates a key inside the TPM, bound to the card's PIN. It
-// needs no PIN: the key is unusable until one is proved. progress, when
+// needs no PIN: the key is unusable until one is proved. It is idempotent
+// for a caller-chosen ID: when the card has a key with opts.ID and
+// opts.Algorithm, that key is returned; with another algorithm, an
+// ErrInvalidOptions. progress, when
 // not nil, is called about twice a second while the TPM works.
 func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOptions, progress func(Progress)) (KeyInfo, error) {
 	r, err := m.lockCard(serial)
@@ -87,8 +90,17 @@ func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOption
 	if len(opts.ID) > 64 || len(opts.Label) > 64 {
 		return KeyInfo{}, fmt.Errorf("%w: key ID is limited to 64 bytes and label to 64 characters", ErrInvalidOptions)
 	}
-	if opts.ID != nil && r.key(opts.ID) != nil {
-		return KeyInfo{}, fmt.Errorf("%w: card %s already has a key with ID %x", ErrInvalidOptions, serial, opts.ID)
+	if opts.ID != nil {
+		if k := r.key(opts.ID); k != nil {
+			// A client that chose the ID and retries after losing the
+			// answer (it died, the connection broke) gets the key made
+			// for it, not a second one.
+			if k.Algorithm != opts.Algorithm {
+				return KeyInfo{}, fmt.Errorf("%w: card %s already has a %s key with ID %x: choose another ID, or delete that key first", ErrInvalidOptions, serial, k.Algorithm, opts.ID)
+			}
+			ki, _, err := r.keyInfo(opts.ID)
+			return ki, err
+		}
 	}
 	tmpl, err := opts.Algorithm.template(keyPolicy(r.PINName))
 	if err != nil {

@@ -335,6 +335,10 @@ func (m *Manager) lockCard(serial string) (*record, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("card %s: %w", serial, ErrCardOutdated)
 	}
+	if err == nil && r.Destroying {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("card %s: %w", serial, ErrDestroyIncomplete)
+	}
 	return r, err
 }
 

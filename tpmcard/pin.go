@@ -182,6 +182,14 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 	if r.MustChange && newPIN.Equal(oldPIN) {
 		return &PolicyError{Reason: "the new PIN must differ from the current one"}
 	}
+	// The TPM's NV_ChangeAuth is the commit point. A card whose record must
+	// then lose "PIN must change" is written once first, unchanged: a state
+	// directory that refuses writes refuses the change before a try is spent.
+	if r.MustChange {
+		if err := m.st.save(r); err != nil {
+			return fmt.Errorf("PIN not changed: %w", err)
+		}
+	}
 	oldAuth, newAuth := r.authValue("pin", oldPIN), r.authValue("pin", newPIN)
 	defer wipe(oldAuth)
 	err = m.changeAuth(tpm2.TPMHandle(r.PINIndex), r.PINName, newAuth, m.pinBranches(r), func(h tpm2.TPMHandle) error {
@@ -211,7 +219,12 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 		c := r.clone()
 		c.MustChange = false
 		if err := m.saveRecord(c); err != nil {
-			return fmt.Errorf("PIN changed, but recording it failed: %w", err)
+			m.cacheRecord(c) // the PIN did change: this service knows it
+			return &NotRecordedError{
+				Done:   "the PIN was changed: use the new PIN",
+				Undone: "the card's record still says the PIN must change, so after the service restarts the card asks for another PIN change",
+				Err:    err,
+			}
 		}
 	}
 	return nil
@@ -255,6 +268,10 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	if err := r.Policy.Check(newPIN); err != nil {
 		return err
 	}
+	undo, err := m.beginUnblock(r)
+	if err != nil {
+		return err
+	}
 	pukAuth, newAuth := r.authValue("puk", puk), r.authValue("pin", newPIN)
 	defer wipe(pukAuth)
 	defer wipe(newAuth)
@@ -264,6 +281,9 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 		return m.pukError(r, m.secretStep(h, tpm2.TPMHandle(r.PUKIndex), r.PUKName, pukAuth))
 	})
 	if err != nil {
+		if !errors.Is(err, ErrTPMUnreachable) { // else the new PIN may be set
+			undo()
+		}
 		return err
 	}
 	if err := m.resetPIN(r, pukAuth, r.PINName); err != nil {
@@ -272,15 +292,32 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	return m.unblocked(serial, r)
 }
 
-// unblocked ends the card's logins after an unblock and records that the
-// new PIN must be changed before the card signs.
-func (m *Manager) unblocked(serial string, r *record) error {
-	m.logoutLocked(serial)
+// beginUnblock records "PIN must change" before an unblock sets the new
+// PIN, so that the record is written before the TPM changes anything: a
+// state directory that refuses the write refuses the unblock, with the PUK
+// (or the administrator's response) not yet used. undo puts the record
+// back when the TPM then refuses the new PIN; once the new PIN is set the
+// mark stays, whatever happens to the counter reset.
+func (m *Manager) beginUnblock(r *record) (undo func(), err error) {
+	if r.MustChange {
+		return func() {}, nil
+	}
 	c := r.clone()
 	c.MustChange = true
 	if err := m.saveRecord(c); err != nil {
-		return fmt.Errorf("card unblocked, but recording it failed: %w", err)
+		return nil, fmt.Errorf("card not unblocked: %w", err)
 	}
+	return func() {
+		// On failure the card asks for a PIN change it did not need: the
+		// safe side.
+		_ = m.saveRecord(r)
+	}, nil
+}
+
+// unblocked ends the card's logins after an unblock; beginUnblock has
+// recorded that the new PIN must be changed before the card signs.
+func (m *Manager) unblocked(serial string, _ *record) error {
+	m.logoutLocked(serial)
 	return nil
 }
 

@@ -38,10 +38,11 @@ type record struct {
 	PUKLimit   uint32       `json:"puk_limit"`
 	Policy     PINPolicy    `json:"pin_policy"`
 	MustChange bool         `json:"pin_must_change"`
-	Pending    bool         `json:"pending,omitempty"`   // Create has not finished
-	NoPUK      bool         `json:"no_puk,omitempty"`    // unblocked by the admin key alone
-	AdminKey   []byte       `json:"admin_key,omitempty"` // TPMT_PUBLIC of the administrator's P-256 key
-	Owner      *Owner       `json:"owner,omitempty"`     // who may use the card besides administrators
+	Pending    bool         `json:"pending,omitempty"`    // Create has not finished
+	Destroying bool         `json:"destroying,omitempty"` // Destroy began: the next one finishes it
+	NoPUK      bool         `json:"no_puk,omitempty"`     // unblocked by the admin key alone
+	AdminKey   []byte       `json:"admin_key,omitempty"`  // TPMT_PUBLIC of the administrator's P-256 key
+	Owner      *Owner       `json:"owner,omitempty"`      // who may use the card besides administrators
 	Approval   approval     `json:"approval"`
 	KDF        kdfParams    `json:"kdf"` // how PINs and PUKs become authValues (kdf.go)
 	Keys       []keyRecord  `json:"keys"`
@@ -95,27 +96,99 @@ func (r *record) keyInfo(id []byte) (KeyInfo, bool, error) {
 	return KeyInfo{}, false, nil
 }
 
+// StateError is a failed read or write in the state directory. The
+// operating system's error stays reachable: errors.Is(err, syscall.ENOSPC),
+// syscall.EROFS, fs.ErrPermission … tell a full disk, a read-only mount and
+// a permission problem apart.
+type StateError struct {
+	Dir string // the state directory
+	Op  string // what was being done: "saving card 0123…"
+	Err error
+}
+
+func (e *StateError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *StateError) Unwrap() error { return e.Err }
+
+// NotRecordedError reports an operation that the TPM carried out, so it is
+// done, but whose record could not be written afterwards. It is a success:
+// the caller tells the user what Done and Undone say and does not retry.
+type NotRecordedError struct {
+	Done   string // what happened: "the PIN was changed: use the new PIN"
+	Undone string // what the record lacks, and what follows from it
+	Err    error  // the failed write, a *StateError
+}
+
+func (e *NotRecordedError) Error() string {
+	return e.Done + "; but " + e.Undone + " (" + e.Err.Error() + ")"
+}
+func (e *NotRecordedError) Unwrap() error { return e.Err }
+
 // store keeps one JSON record per card in dir/cards, written atomically
 // (temporary file, fsync, rename, fsync of the directory), files 0600 in
-// directories 0700.
+// directories 0700. One service uses a state directory at a time.
 type store struct {
 	dir    string
 	rename func(oldpath, newpath string) error // os.Rename; tests inject faults
+	remove func(name string) error             // os.Remove; tests inject faults
+	// stale is how many temporary files of killed writes newStore removed.
+	stale int
 }
 
+// tmpPrefix starts the name of a record being written.
+const tmpPrefix = ".tmp-"
+
 func newStore(dir string) (*store, error) {
-	s := &store{dir: dir, rename: os.Rename}
+	s := &store{dir: dir, rename: os.Rename, remove: os.Remove}
 	if err := os.MkdirAll(s.cardsDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+		return nil, s.fail("creating state directory", err)
 	}
 	// MkdirAll leaves existing directories as they are: tighten them.
 	for _, d := range []string{dir, s.cardsDir()} {
 		if err := os.Chmod(d, 0o700); err != nil {
-			return nil, fmt.Errorf("securing state directory: %w", err)
+			return nil, s.fail("securing state directory", err)
 		}
 	}
+	n, err := s.removeStale()
+	if err != nil {
+		return nil, err
+	}
+	s.stale = n
 	return s, nil
 }
+
+// fail wraps an error of the state directory as a *StateError.
+func (s *store) fail(op string, err error) error {
+	return &StateError{Dir: s.dir, Op: op, Err: err}
+}
+
+// removeStale deletes the temporary files that writes killed before their
+// rename left behind, and says how many there were.
+func (s *store) removeStale() (int, error) {
+	ents, err := os.ReadDir(s.cardsDir())
+	if err != nil {
+		return 0, s.fail("listing cards", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := s.remove(filepath.Join(s.cardsDir(), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, s.fail("removing a stale temporary file", err)
+		}
+		n++
+	}
+	if n > 0 {
+		if err := syncDir(s.cardsDir()); err != nil {
+			return n, s.fail("removing stale temporary files", err)
+		}
+	}
+	return n, nil
+}
+
+// StaleFilesRemoved is how many temporary files of writes that a killed
+// process left in the state directory Open removed.
+func (m *Manager) StaleFilesRemoved() int { return m.st.stale }
 
 func (s *store) cardsDir() string { return filepath.Join(s.dir, "cards") }
 
@@ -142,7 +215,7 @@ func (s *store) load(serial string) (*record, error) {
 		return nil, fmt.Errorf("%w: %s", ErrCardNotFound, serial)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading card %s: %w", serial, err)
+		return nil, s.fail("reading card "+serial, err)
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -165,7 +238,7 @@ func (s *store) load(serial string) (*record, error) {
 func (s *store) list() ([]string, error) {
 	ents, err := os.ReadDir(s.cardsDir())
 	if err != nil {
-		return nil, fmt.Errorf("listing cards: %w", err)
+		return nil, s.fail("listing cards", err)
 	}
 	var serials []string
 	for _, e := range ents {
@@ -188,38 +261,45 @@ func (s *store) save(r *record) error {
 	if err != nil {
 		return fmt.Errorf("encoding card %s: %w", r.Serial, err)
 	}
-	f, err := os.CreateTemp(s.cardsDir(), ".tmp-"+r.Serial+"-*")
+	op := "saving card " + r.Serial
+	f, err := os.CreateTemp(s.cardsDir(), tmpPrefix+r.Serial+"-*")
 	if err != nil {
-		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+		return s.fail(op, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
-		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+		return s.fail(op, err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
-		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+		return s.fail(op, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+		return s.fail(op, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+		return s.fail(op, err)
 	}
 	if err := s.rename(tmp, s.path(r.Serial)); err != nil {
-		return fmt.Errorf("saving card %s: %w", r.Serial, err)
+		return s.fail(op, err)
 	}
-	return syncDir(s.cardsDir())
+	if err := syncDir(s.cardsDir()); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
 }
 
-func (s *store) remove(serial string) error {
-	if err := os.Remove(s.path(serial)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing card %s: %w", serial, err)
+func (s *store) removeRecord(serial string) error {
+	if err := s.remove(s.path(serial)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.fail("removing card "+serial, err)
 	}
-	return syncDir(s.cardsDir())
+	if err := syncDir(s.cardsDir()); err != nil {
+		return s.fail("removing card "+serial, err)
+	}
+	return nil
 }
 
 // syncDir makes a rename durable. Windows cannot sync a directory handle;

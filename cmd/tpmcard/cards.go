@@ -254,7 +254,10 @@ type cardView struct {
 	HasPUK        bool       `json:"puk"`
 	HasAdminKey   bool       `json:"admin_key"`
 	Owner         *ownerView `json:"owner"` // null: administrators only
-	Keys          []keyView  `json:"keys,omitempty"`
+	// Damage is why the card cannot be used: "lost", "altered",
+	// "outdated", "destroy incomplete", "unknown"; "" for a usable card.
+	Damage string    `json:"damage,omitempty"`
+	Keys   []keyView `json:"keys,omitempty"`
 }
 
 func viewOf(t wire.TokenInfo) cardView {
@@ -265,11 +268,49 @@ func viewOf(t wire.TokenInfo) cardView {
 		PINMustChange: t.Flags&wire.FlagUserPINToBeChanged != 0,
 		MinPINLength:  t.MinPINLen, MaxPINLength: t.MaxPINLen, Simulated: t.Simulated,
 		HasPUK: t.HasPUK, HasAdminKey: t.HasAdminKey, Owner: ownerViewOf(t.Owner),
+		Damage: damageOf(t.State),
 	}
+}
+
+func damageOf(s wire.CardState) string {
+	if !s.Damaged() {
+		return ""
+	}
+	return s.String()
+}
+
+// advice says what to do with a damaged card.
+func (v cardView) advice() string {
+	switch v.Damage {
+	case "lost":
+		return "its TPM objects are gone (TPM cleared, or the state directory came from another machine): destroy it (`tpmcard card destroy`) and create a new one"
+	case "altered":
+		return "its TPM objects no longer match its record (someone with TPM access changed them): do not trust it; destroy it and create a new one"
+	case "outdated":
+		return "made by an earlier tpmcard, whose PIN policy whoever holds the TPM owner authorization can forge: move its certificates elsewhere, destroy it and create a new card"
+	case "destroy incomplete":
+		return "an earlier destroy did not finish: run `tpmcard card destroy` again to finish it"
+	case "unknown":
+		return "the TPM did not answer (`tpmcard service status`): try again in a moment"
+	}
+	return ""
+}
+
+// countersUnknown: the service could not read the card's counters.
+func (v cardView) countersUnknown() bool { return v.Damage != "" && v.Damage != "outdated" }
+
+// tries is "left/limit", or "-/limit" when the TPM's counter is unknown.
+func tries(left, limit int, unknown bool) string {
+	if unknown {
+		return fmt.Sprintf("-/%d", limit)
+	}
+	return fmt.Sprintf("%d/%d", left, limit)
 }
 
 func (v cardView) state() string {
 	switch {
+	case v.Damage != "":
+		return v.Damage
 	case v.PINLocked && (v.PUKLocked || !v.HasPUK) && !v.HasAdminKey:
 		return "blocked"
 	case v.PINLocked:
@@ -310,7 +351,9 @@ func cardList(e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERIAL\tLABEL\tPIN TRIES\tPUK TRIES\tSTATE\tOWNER")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%s\t%s\n", v.Serial, v.Label, v.PINTriesLeft, v.PINTries, v.PUKTriesLeft, v.PUKTries, v.state(), v.Owner)
+		unknown := v.countersUnknown()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Serial, v.Label, tries(v.PINTriesLeft, v.PINTries, unknown),
+			tries(v.PUKTriesLeft, v.PUKTries, unknown), v.state(), v.Owner)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -340,9 +383,18 @@ func cardStatus(e *env, args []string) error {
 	if c.json {
 		return printJSON(e.stdout, v)
 	}
-	fmt.Fprintf(e.stdout, "card      %s (%s)\nstate     %s\nPIN       %d of %d tries left, %d to %d characters\n",
-		v.Serial, v.Label, v.state(), v.PINTriesLeft, v.PINTries, v.MinPINLength, v.MaxPINLength)
-	if v.HasPUK {
+	fmt.Fprintf(e.stdout, "card      %s (%s)\nstate     %s\n", v.Serial, v.Label, v.state())
+	if a := v.advice(); a != "" {
+		fmt.Fprintf(e.stdout, "          %s\n", a)
+	}
+	if v.countersUnknown() {
+		fmt.Fprintf(e.stdout, "PIN       %d tries, %d to %d characters (the TPM's counter cannot be read)\n", v.PINTries, v.MinPINLength, v.MaxPINLength)
+	} else {
+		fmt.Fprintf(e.stdout, "PIN       %d of %d tries left, %d to %d characters\n", v.PINTriesLeft, v.PINTries, v.MinPINLength, v.MaxPINLength)
+	}
+	if v.HasPUK && v.countersUnknown() {
+		fmt.Fprintf(e.stdout, "PUK       %d tries\n", v.PUKTries)
+	} else if v.HasPUK {
 		fmt.Fprintf(e.stdout, "PUK       %d of %d tries left\n", v.PUKTriesLeft, v.PUKTries)
 	} else {
 		fmt.Fprintln(e.stdout, "PUK       none")
@@ -412,10 +464,14 @@ func pinChange(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cl.SetPIN(sess, oldPIN, newPIN); err != nil {
+	warning, err := cl.SetPINWarn(sess, oldPIN, newPIN)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "PIN of card %s changed\n", t.Serial)
+	if warning != "" {
+		fmt.Fprintln(e.stderr, "tpmcard: warning: "+warning)
+	}
 	return nil
 }
 

@@ -96,6 +96,11 @@ func describe(err error) string {
 		return "the response is refused: " + se.Message + "; start again with `tpmcard admin challenge`"
 	case wire.NVSpaceExhausted:
 		return "the TPM has no room for another card: destroy an unused card first"
+	case wire.DestroyIncomplete:
+		return "an earlier destroy of the card did not finish: run `tpmcard card destroy` again to finish it"
+	case wire.StateDirFull, wire.StateDirReadOnly, wire.StateDirPermission:
+		// The service's message names the directory and what to do.
+		return se.Message + "\n  nothing was changed"
 	}
 	if se.Message != "" {
 		return se.Message

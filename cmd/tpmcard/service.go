@@ -214,6 +214,10 @@ func (p *program) Start(service.Service) error {
 		tpm.Close()
 		return err
 	}
+	if n := m.StaleFilesRemoved(); n > 0 {
+		p.log.Info().Str("event", "cleanup").Int("files", n).Str("state_dir", p.cfg.StateDir).
+			Msg("removed temporary files that writes cut short by a killed service left in the state directory")
+	}
 	idle, _ := p.cfg.idleTimeout() // checked by loadConfig
 	srv, err := server.New(server.Config{
 		Socket: p.cfg.Socket, Manager: m, Backend: string(spec.Kind), Simulated: !spec.HardwareProtected(),

@@ -176,7 +176,17 @@ func (c *Client) InitPIN(session uint32, newPIN secret.Secret) error {
 
 // SetPIN changes the PIN (the PUK when logged in as SO).
 func (c *Client) SetPIN(session uint32, oldPIN, newPIN secret.Secret) error {
-	return c.call(&wire.SetPIN{Session: session, OldPIN: oldPIN, NewPIN: newPIN}, nil)
+	_, err := c.SetPINWarn(session, oldPIN, newPIN)
+	return err
+}
+
+// SetPINWarn is SetPIN that also returns the service's warning: on
+// success, what the change left undone (a record the service could not
+// write), "" when nothing.
+func (c *Client) SetPINWarn(session uint32, oldPIN, newPIN secret.Secret) (warning string, err error) {
+	var r wire.Ack
+	err = c.call(&wire.SetPIN{Session: session, OldPIN: oldPIN, NewPIN: newPIN}, &r)
+	return r.Warning, err
 }
 
 // Unblock resets a card's PIN with its PUK, without a session.

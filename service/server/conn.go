@@ -250,7 +250,7 @@ func (c *conn) handle(t wire.Type, msg any) {
 	switch {
 	case err != nil:
 		se, generic := toStatus(err)
-		if generic {
+		if generic || serverSide(se.Status) {
 			c.log.Error().Stringer("request", t).Err(err).Msg("request failed")
 		}
 		status = se.Status

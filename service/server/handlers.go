@@ -137,7 +137,9 @@ func (c *conn) listCards() (any, error) {
 			c.log.Warn().Str("card", ci.Serial).Err(err).Msg("reading card status")
 			st = &tpmcard.CardStatus{CardInfo: ci, PINTriesLeft: -1, PUKTriesLeft: -1}
 		}
-		out.Cards = append(out.Cards, c.s.tokenInfo(st))
+		ti := c.s.tokenInfo(st)
+		ti.State = cardState(ci, err)
+		out.Cards = append(out.Cards, ti)
 	}
 	return out, nil
 }
@@ -433,6 +435,12 @@ func (c *conn) setPIN(m *wire.SetPIN) (any, error) {
 	// PKCS#11 allows C_SetPIN in a public session too: the old PIN is the
 	// proof either way.
 	err = c.s.logins.withCard(s.serial, func() error { return c.s.m.ChangePIN(s.serial, m.OldPIN, m.NewPIN) })
+	if w, ok := notRecorded(err); ok {
+		// The TPM has the new PIN: a failure would have the user keep
+		// typing the old one.
+		c.log.Warn().Str("card", s.serial).Err(err).Msg("PIN changed; its record was not written")
+		return &wire.Ack{Warning: w}, nil
+	}
 	c.auditCredential(s.serial, "PIN changed", err)
 	if err != nil {
 		return nil, err

@@ -228,8 +228,12 @@ type HelloReply struct {
 	Simulated bool   `cbor:"3,keyasint,omitempty"` // the TPM is a simulator: keys are not hardware-protected
 }
 
-// Ack is the success reply of requests that return nothing.
-type Ack struct{}
+// Ack is the success reply of requests that return nothing. Warning, when
+// set, says what a request that did what was asked left undone (a PIN
+// changed in the TPM whose record could not be written).
+type Ack struct {
+	Warning string `cbor:"1,keyasint,omitempty"`
+}
 
 // UnsupportedReply answers a request type the server does not know.
 type UnsupportedReply struct {
@@ -292,6 +296,7 @@ type TokenInfo struct {
 	HasAdminKey  bool       `cbor:"13,keyasint,omitempty"` // unblock by admin signature (PolicySigned) is possible
 	Simulated    bool       `cbor:"14,keyasint,omitempty"`
 	Owner        *CardOwner `cbor:"15,keyasint,omitempty"` // nil: administrators only
+	State        CardState  `cbor:"16,keyasint,omitempty"` // ready, or why the card cannot be used
 }
 
 // Mechanisms asks for the mechanisms a card supports.

@@ -85,13 +85,14 @@ const (
 
 // TPM.
 const (
-	CardLost         Status = 70 // the card's TPM objects are gone (cleared TPM, other machine)
-	TPMBusy          Status = 71 // transient (TPM_RC_RETRY, TPM_RC_NV_RATE …); try again
-	TPMFailure       Status = 72 // the TPM failed the command
-	NVSpaceExhausted Status = 73 // no room left in TPM NV memory
-	CardAltered      Status = 74 // the TPM's objects no longer match the card's record
-	CardOutdated     Status = 75 // made by an earlier tpmcard with a forgeable policy: destroy it
-	TPMUnreachable   Status = 76 // the TPM connection broke; the service reconnects, logins ended
+	CardLost          Status = 70 // the card's TPM objects are gone (cleared TPM, other machine)
+	TPMBusy           Status = 71 // transient (TPM_RC_RETRY, TPM_RC_NV_RATE …); try again
+	TPMFailure        Status = 72 // the TPM failed the command
+	NVSpaceExhausted  Status = 73 // no room left in TPM NV memory
+	CardAltered       Status = 74 // the TPM's objects no longer match the card's record
+	CardOutdated      Status = 75 // made by an earlier tpmcard with a forgeable policy: destroy it
+	TPMUnreachable    Status = 76 // the TPM connection broke; the service reconnects, logins ended
+	DestroyIncomplete Status = 77 // a destroy of the card did not finish: destroy it again
 )
 
 // The administrator's offline unblock.
@@ -100,6 +101,14 @@ const (
 	NoChallenge      Status = 81 // no challenge is pending for the card
 	ChallengeExpired Status = 82 // the challenge's time ran out
 	ResponseInvalid  Status = 83 // not this challenge, this card, this operation or this key
+)
+
+// The service's state directory (card records). Nothing was changed; the
+// message names the directory and what to do.
+const (
+	StateDirFull       Status = 90 // no space left on its file system (ENOSPC, EDQUOT)
+	StateDirReadOnly   Status = 91 // its file system is mounted read-only (EROFS)
+	StateDirPermission Status = 92 // the service may not write it (EACCES, EPERM)
 )
 
 var statusNames = map[Status]string{
@@ -157,6 +166,10 @@ var statusNames = map[Status]string{
 	NoChallenge:             "NoChallenge",
 	ChallengeExpired:        "ChallengeExpired",
 	ResponseInvalid:         "ResponseInvalid",
+	DestroyIncomplete:       "DestroyIncomplete",
+	StateDirFull:            "StateDirFull",
+	StateDirReadOnly:        "StateDirReadOnly",
+	StateDirPermission:      "StateDirPermission",
 }
 
 // String returns the status's Go name, or "Status(N)" for a number this

@@ -68,6 +68,10 @@ var statusGolden = []struct {
 	{NoChallenge, 81, "NoChallenge"},
 	{ChallengeExpired, 82, "ChallengeExpired"},
 	{ResponseInvalid, 83, "ResponseInvalid"},
+	{DestroyIncomplete, 77, "DestroyIncomplete"},
+	{StateDirFull, 90, "StateDirFull"},
+	{StateDirReadOnly, 91, "StateDirReadOnly"},
+	{StateDirPermission, 92, "StateDirPermission"},
 }
 
 func TestStatusNumbersPinned(t *testing.T) {
