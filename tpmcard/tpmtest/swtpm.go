@@ -1,9 +1,11 @@
 package tpmtest
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -334,13 +336,11 @@ func (s *SWTPM) launch(port int) (*process, error) {
 	}
 
 	// Another process might own the port we reached; only an answer from a
-	// still-running swtpm counts.
-	spec := backend.Spec{Kind: backend.SWTPM, Addr: addr}
-	tpm, err := openTimeout(spec, readyTimeout)
-	if err == nil {
-		_, err = tpm2.GetRandom{BytesRequested: 8}.Execute(tpm)
-		err = errors.Join(err, tpm.Close())
-	}
+	// still-running swtpm counts. Ask its control channel, which takes
+	// connections of its own: the command channel serves one client at a
+	// time, and a client that reconnects by itself (the service's TPM
+	// link) may already hold it.
+	err = ctrlGetCapability(net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
 	if p.exited() {
 		return nil, exitError(p)
 	}
@@ -349,6 +349,31 @@ func (s *SWTPM) launch(port int) (*process, error) {
 		return nil, fmt.Errorf("swtpm at %s does not answer: %w: %s", addr, err, p.output())
 	}
 	return p, nil
+}
+
+// ctrlGetCapability sends CMD_GET_CAPABILITY (1) on swtpm's control
+// channel and checks the answer: a 4-byte result (0: success) and the
+// 4-byte capability flags (swtpm-ioctls(3), the socket interface).
+func ctrlGetCapability(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, readyTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(readyTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte{0, 0, 0, 1}); err != nil {
+		return err
+	}
+	var rsp [8]byte
+	if _, err := io.ReadFull(c, rsp[:]); err != nil {
+		return fmt.Errorf("control channel: %w", err)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[:4]); rc != 0 {
+		return fmt.Errorf("control channel: CMD_GET_CAPABILITY answered %#x", rc)
+	}
+	return nil
 }
 
 // exitError explains why swtpm exited at start.
