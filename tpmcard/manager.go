@@ -79,6 +79,9 @@ type Manager struct {
 	// namesOK lists the cards whose NV indices Status found in place.
 	namesOK map[string]bool
 	clock   uint64 // LRU counter
+	// opStart is the clock when the current operation took the lock:
+	// what was used since then is in use, and withRoom keeps it.
+	opStart uint64
 	closed  atomic.Bool
 	// tpmLost is set by the transport when a command could not reach the
 	// TPM; srkLoaded is false until the storage root key is (re)created.
@@ -123,6 +126,7 @@ type signSession struct {
 	close    func() error
 	armedFor string // serial whose PIN the digest holds; "" when reset
 	dirty    bool   // state unknown after a failure: PolicyRestart first
+	used     uint64
 }
 
 // Open prepares a Manager on an open TPM. It creates the storage root key
@@ -286,6 +290,7 @@ func (m *Manager) lock() error {
 			return err
 		}
 	}
+	m.opStart = m.clock
 	return nil
 }
 
@@ -295,6 +300,7 @@ func (m *Manager) unlock() {
 	if m.tpmLost.Swap(false) && m.srkLoaded {
 		m.forgetTPM()
 	}
+	m.opStart = m.clock // the operation holds nothing any more
 	m.mu.Unlock()
 }
 
@@ -368,50 +374,75 @@ func (m *Manager) usable() error {
 func (m *Manager) tick() uint64 { m.clock++; return m.clock }
 
 // withRoom runs fn, and when the TPM reports it has no room for another
-// object or session, flushes the least recently used key or login session
-// and tries again. Keys reload from their blobs and logins re-open their
-// session from the kept authValue, so eviction costs one command later.
+// object or session, flushes the least recently used key (for an object)
+// or session (for a session) and tries again. Keys reload from their blobs
+// and logins re-open their session from the kept authValue, so eviction
+// costs one command later. What the current operation has used (its key,
+// its login's session, the sign session) is never evicted: when nothing
+// else is left, the TPM's slots hold what is not the Manager's, and fn's
+// error is returned.
 func (m *Manager) withRoom(fn func() error) error {
 	for {
 		err := fn()
-		if err == nil || !isMemory(err) || !m.evictOne() {
+		if err == nil || !isMemory(err) {
 			return err
+		}
+		if !m.evictOne(isTPM(err, tpm2.TPMRCObjectMemory) || isTPM(err, tpm2.TPMRCObjectHandles),
+			isTPM(err, tpm2.TPMRCSessionMemory) || isTPM(err, tpm2.TPMRCSessionHandles)) {
+			return fmt.Errorf("%w (nothing of tpmcard's own is left to flush: another program or an earlier run of the service holds the TPM's slots)", err)
 		}
 	}
 }
 
-func (m *Manager) evictOne() bool {
+// evictOne flushes the least recently used key (an object) or session
+// that the current operation has not used; with neither objects nor
+// sessions named (TPM_RC_MEMORY), whichever is older. The sign session,
+// which every card's signatures share, goes only when no other session is
+// left. The owner session goes even when used: every command gets it anew
+// (ownerAuth).
+func (m *Manager) evictOne(objects, sessions bool) bool {
+	if !objects && !sessions {
+		objects, sessions = true, true
+	}
+	free := func(used uint64) bool { return used <= m.opStart }
 	var oldest uint64 = ^uint64(0)
 	var key, serial string
-	for id, k := range m.keys {
-		if k.used < oldest {
-			oldest, key, serial = k.used, id, ""
+	var owner, sig bool
+	if objects {
+		for id, k := range m.keys {
+			if free(k.used) && k.used < oldest {
+				oldest, key = k.used, id
+			}
 		}
 	}
-	for s, l := range m.logins {
-		if l.sess != nil && l.used < oldest {
-			oldest, key, serial = l.used, "", s
+	if sessions {
+		for s, l := range m.logins {
+			if l.sess != nil && free(l.used) && l.used < oldest {
+				oldest, key, serial = l.used, "", s
+			}
 		}
+		if m.ownerSess != nil && m.ownerUsed < oldest {
+			key, serial, owner = "", "", true
+		}
+		// The sign session serves every card: it goes last.
+		sig = m.sig.sess != nil && free(m.sig.used)
 	}
-	owner := m.ownerSess != nil && m.ownerUsed < oldest
 	switch {
 	case owner:
 		m.dropOwnerSession()
-		return true
 	case key != "":
 		flush(m.tpm, m.keys[key].handle)
 		delete(m.keys, key)
-		return true
 	case serial != "":
 		l := m.logins[serial]
 		_ = l.close()
 		l.sess, l.close = nil, nil
-		return true
-	case m.sig.sess != nil:
+	case sig:
 		m.resetSignSession()
-		return true
+	default:
+		return false
 	}
-	return false
+	return true
 }
 
 // saltedHMAC opens a reusable HMAC session salted with the SRK, so that the

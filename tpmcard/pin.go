@@ -100,12 +100,13 @@ func (m *Manager) logoutLocked(serial string) {
 // prepareSignSession makes sure the shared policy session exists and holds
 // no earlier proof.
 func (m *Manager) prepareSignSession() error {
+	m.sig.used = m.tick()
 	if m.sig.sess == nil {
 		s, closer, err := m.policySession()
 		if err != nil {
 			return busy(err)
 		}
-		m.sig = signSession{sess: s, close: closer}
+		m.sig = signSession{sess: s, close: closer, used: m.tick()}
 		return nil
 	}
 	if m.sig.armedFor != "" || m.sig.dirty {
