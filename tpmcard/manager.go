@@ -23,6 +23,8 @@ type config struct {
 	ownerAuth []byte
 	retryWait time.Duration
 	onLost    func()
+	// flushLeftovers: Open first flushes what the TPM holds (leftovers.go).
+	flushLeftovers bool
 }
 
 // WithStateDir sets the directory that keeps card records (created 0700).
@@ -94,6 +96,7 @@ type Manager struct {
 	recMu sync.RWMutex
 
 	progressEvery time.Duration // how often GenerateKey reports progress
+	leftovers     Leftovers     // what Open flushed
 }
 
 type srk struct {
@@ -130,7 +133,8 @@ type signSession struct {
 }
 
 // Open prepares a Manager on an open TPM. It creates the storage root key
-// (TCG ECC P-256 SRK template, owner hierarchy) and keeps it loaded.
+// (TCG ECC P-256 SRK template, owner hierarchy) and keeps it loaded; with
+// WithFlushLeftovers it first flushes what an earlier user left.
 func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 	cfg := config{stateDir: DefaultStateDir, retryWait: 30 * time.Second}
 	for _, o := range opts {
@@ -156,6 +160,11 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 		progressEvery: 500 * time.Millisecond,
 	}
 	m.tpm = &retryTPM{tpm: t, maxWait: cfg.retryWait, sleep: time.Sleep, lost: &m.tpmLost}
+	if cfg.flushLeftovers {
+		if m.leftovers, err = flushLeftovers(m.tpm); err != nil {
+			return nil, fmt.Errorf("flushing what an earlier run left in the TPM: %w", err)
+		}
+	}
 	if err := m.loadSRK(); err != nil {
 		return nil, err
 	}
