@@ -403,6 +403,21 @@ static int call_print(tc_conn *c, const char *name, uint8_t type, const char *he
 	tc_val v;
 	int drc = tc_decode(f.body, f.len, &v);
 	printf("%s type %02x decode %d gen %llu len %zu\n", name, f.type, drc, (unsigned long long)f.gen, f.len);
+	tc_val cards, card, serial;
+	tc_iter it;
+	size_t count;
+	const char *s;
+	size_t sn;
+	memset(&it, 0, sizeof it);
+	if (drc == TC_OK && f.type == 0x82) {
+		/* Cards{1: [TokenInfo{1: serial, ...}, ...]} */
+		if (tc_map_find(v, 1, &cards) != TC_OK || tc_array_open(cards, &it, &count) != TC_OK)
+			count = 0;
+		printf("%s cards %zu\n", name, count);
+		while (tc_array_next(&it, &card) == TC_OK)
+			if (tc_map_find(card, 1, &serial) == TC_OK && tc_get_text(serial, &s, &sn) == TC_OK)
+				printf("%s serial %.*s\n", name, (int)sn, s);
+	}
 	tc_frame_release(&f);
 	return drc;
 }

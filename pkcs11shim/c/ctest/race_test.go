@@ -1,0 +1,5 @@
+//go:build linux && race
+
+package ctest
+
+func init() { raceEnabled = true }
