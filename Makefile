@@ -8,13 +8,17 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # in-process TPM simulator, swtpm for the software-TPM suite, p11-kit's
 # PKCS#11 header for the module, and the real PKCS#11 consumers the tests
 # drive (OpenSC, GnuTLS, OpenSSL's engine, OpenSSH, SoftHSM2), and mingw-w64
-# to cross-build the module as a Windows DLL.
+# to cross-build the module as a Windows DLL; clang for libFuzzer, which
+# fuzzes the C module's decoder and frame reader (pkcs11shim/c).
 APT_PACKAGES := gcc libc6-dev pkg-config libssl-dev swtpm swtpm-tools openssl \
 	libp11-kit-dev p11-kit opensc gnutls-bin libengine-pkcs11-openssl softhsm2 \
-	openssh-client openssh-server gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
+	openssh-client openssh-server gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
+	clang
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
+# libFuzzer iterations per C target (pkcs11shim/c/test/fuzz_*.c) in make test.
+CFUZZ_RUNS  ?= 300000
 
 MODULE      := bin/libtpmcard-pkcs11.so
 DLL         := bin/tpmcard-pkcs11.dll
@@ -71,6 +75,7 @@ test: lint
 	$(TEST_ENV) $(GO) test -count=1 -race ./tpmcard/... ./service/... ./pkcs11shim/...
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 200000x ./service/wire
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 200000x ./service/wire
+	TPMCARD_CFUZZ_RUNS=$(CFUZZ_RUNS) $(GO) test -count=1 -run '^TestLibFuzzer$$' ./pkcs11shim/c/ctest
 
 # Signatures per second and p50/p99 latency through the card (PolicySecret +
 # TPM2_Sign) against the floor of one bare TPM2_Sign on the same TPM.

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -228,11 +229,22 @@ void tc_conn_set_timeout(tc_conn *c, int ms)
 	pthread_mutex_unlock(&c->mu);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* fd_reader is the tc_read_fn of a socket; timed_out records an expired
- * SO_RCVTIMEO. */
+ * SO_RCVTIMEO. A socket timeout starts afresh on each recv(2), and
+ * signals interrupt it even with SA_RESTART (signal(7)), so a process with
+ * a busy interval timer would retry forever: the deadline bounds the
+ * retries. */
 struct fd_reader {
 	int fd;
 	int timed_out;
+	int64_t deadline;
 };
 
 static long fd_read(void *ctx, uint8_t *buf, size_t n)
@@ -242,9 +254,9 @@ static long fd_read(void *ctx, uint8_t *buf, size_t n)
 		ssize_t k = recv(r->fd, buf, n, 0);
 		if (k >= 0)
 			return (long)k;
-		if (errno == EINTR)
+		if (errno == EINTR && now_ms() < r->deadline)
 			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			r->timed_out = 1;
 		return -1;
 	}
@@ -252,8 +264,9 @@ static long fd_read(void *ctx, uint8_t *buf, size_t n)
 
 /* send_frame writes one frame in as few sendmsg calls as the socket
  * allows, never raising SIGPIPE. */
-static int send_frame(int fd, uint8_t type, const uint8_t *body, size_t len)
+static int send_frame(int fd, uint8_t type, const uint8_t *body, size_t len, int timeout_ms)
 {
+	int64_t deadline = now_ms() + timeout_ms;
 	uint8_t hdr[5];
 	int rc = tc_frame_header(hdr, type, len);
 	if (rc != TC_OK)
@@ -264,9 +277,9 @@ static int send_frame(int fd, uint8_t type, const uint8_t *body, size_t len)
 	while (msg.msg_iovlen > 0) {
 		ssize_t k = sendmsg(fd, &msg, MSG_NOSIGNAL);
 		if (k < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && now_ms() < deadline)
 				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? TC_ERR_TIMEOUT : TC_ERR_IO;
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TC_ERR_TIMEOUT : TC_ERR_IO;
 		}
 		size_t done = (size_t)k;
 		while (msg.msg_iovlen > 0 && done >= msg.msg_iov[0].iov_len) {
@@ -282,11 +295,13 @@ static int send_frame(int fd, uint8_t type, const uint8_t *body, size_t len)
 	return TC_OK;
 }
 
-/* recv_reply reads frames until one that is not Progress. */
-static int recv_reply(int fd, tc_frame *reply)
+/* recv_reply reads frames until one that is not Progress, each within
+ * timeout_ms. */
+static int recv_reply(int fd, tc_frame *reply, int timeout_ms)
 {
 	struct fd_reader r = {.fd = fd};
 	for (;;) {
+		r.deadline = now_ms() + timeout_ms;
 		int rc = tc_frame_read(fd_read, &r, TC_MAX_FRAME, reply);
 		if (rc != TC_OK)
 			return r.timed_out ? TC_ERR_TIMEOUT : rc;
@@ -336,10 +351,10 @@ static int hello(struct tc_conn *c, int fd)
 	int rc = tc_enc_finish(&e, &n);
 	if (rc != TC_OK)
 		return rc;
-	if ((rc = send_frame(fd, TC_TYPE_HELLO, buf, n)) != TC_OK)
+	if ((rc = send_frame(fd, TC_TYPE_HELLO, buf, n, c->timeout_ms)) != TC_OK)
 		return rc;
 	tc_frame reply;
-	if ((rc = recv_reply(fd, &reply)) != TC_OK)
+	if ((rc = recv_reply(fd, &reply, c->timeout_ms)) != TC_OK)
 		return rc;
 	tc_val m, v;
 	uint64_t version = 0, status = 0;
@@ -401,9 +416,9 @@ int tc_conn_call(tc_conn *c, uint8_t type, const uint8_t *body, size_t len, tc_f
 	}
 	if (rc == TC_OK) {
 		int fd = atomic_load(&c->fd);
-		rc = send_frame(fd, type, body, len);
+		rc = send_frame(fd, type, body, len, c->timeout_ms);
 		if (rc == TC_OK)
-			rc = recv_reply(fd, reply);
+			rc = recv_reply(fd, reply, c->timeout_ms);
 		if (rc != TC_OK)
 			drop(c);
 		else

@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tc_cbor.h"
@@ -246,6 +248,8 @@ static void unit_frames(void)
 /* fake_server listens at path and, in a child, answers the first frame of
  * each of two connections with the n bytes in reply, then waits for the
  * client to go away (linger) or closes the connection. */
+static int fake_delay_ms;
+
 static pid_t fake_server(const char *path, const uint8_t *reply, size_t n, int linger)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -264,6 +268,8 @@ static pid_t fake_server(const char *path, const uint8_t *reply, size_t n, int l
 			uint8_t buf[512];
 			if (c < 0 || recv(c, buf, sizeof buf, 0) <= 0)
 				_exit(1);
+			if (fake_delay_ms > 0)
+				usleep((useconds_t)fake_delay_ms * 1000);
 			if (n > 0)
 				send(c, reply, n, MSG_NOSIGNAL);
 			while (linger && recv(c, buf, sizeof buf, 0) > 0)
@@ -294,6 +300,14 @@ static void expect_call(const char *path, const uint8_t *reply, size_t n, int li
 	waitpid(pid, &st, 0);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	unlink(path);
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
 }
 
 static void unit_conn(void)
@@ -335,6 +349,37 @@ static void unit_conn(void)
 	expect_call(path, short_frame, sizeof short_frame, 1, TC_ERR_TIMEOUT);
 	expect_call(path, NULL, 0, 0, TC_ERR_CLOSED);
 	expect_call(path, NULL, 0, 1, TC_ERR_TIMEOUT);
+
+	/* Signals without SA_RESTART every millisecond while the call waits:
+	 * EINTR is retried, and the Hello reply still arrives. */
+	static const uint8_t v1[] = {0, 0, 0, 4, 0x81, 0xa1, 0x01, 0x01};
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval every = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+	fake_delay_ms = 100;
+	pid_t pid = fake_server(path, v1, sizeof v1, 1);
+	setitimer(ITIMER_REAL, &every, NULL);
+	CHECK_RC(tc_conn_open(&c, path, "unit"), TC_OK);
+	tc_conn_set_timeout(c, 300);
+	/* The server answers Hello late, then never the call: the timeout
+	 * holds although every wait is interrupted. */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_RC(tc_conn_call(c, 0x02, NULL, 0, &f), TC_ERR_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	setitimer(ITIMER_REAL, &off, NULL);
+	CHECK(alarms > 10);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(ms >= 350 && ms < 3000);
+	tc_conn_close(c);
+	int st;
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	fake_delay_ms = 0;
+	signal(SIGALRM, SIG_DFL);
+	unlink(path);
 }
 
 static int unit(void)
