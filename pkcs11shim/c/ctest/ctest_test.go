@@ -316,7 +316,7 @@ func service(t *testing.T) (env []string, serial string) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "tpmcard.sock")
 	cmd := exec.Command(bin, "service", "run", "--tpm", "sim", "--state-dir", filepath.Join(dir, "state"),
-		"--socket", sock, "--config", "/dev/null")
+		"--socket", sock, "--config", "/dev/null", "--max-connections-per-user", "1024")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
