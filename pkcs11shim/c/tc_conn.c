@@ -320,8 +320,9 @@ static int connect_fd(int fd, const struct sockaddr_un *sa, int ms)
 	if (errno != EINTR && errno != EINPROGRESS)
 		return TC_ERR_CONNECT;
 	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int64_t deadline = now_ms() + ms;
 	int k;
-	while ((k = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+	while ((k = poll(&pfd, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0))) < 0 && errno == EINTR)
 		;
 	if (k <= 0)
 		return k == 0 ? TC_ERR_TIMEOUT : TC_ERR_CONNECT;

@@ -350,6 +350,23 @@ static void unit_conn(void)
 	expect_call(path, NULL, 0, 0, TC_ERR_CLOSED);
 	expect_call(path, NULL, 0, 1, TC_ERR_TIMEOUT);
 
+	/* The service hangs up right after Hello: the request's write fails
+	 * (EPIPE, without SIGPIPE, whose default would kill us) or its read
+	 * sees the end of the stream. */
+	{
+		static const uint8_t hello_ok[] = {0, 0, 0, 4, 0x81, 0xa1, 0x01, 0x01};
+		pid_t p = fake_server(path, hello_ok, sizeof hello_ok, 0);
+		CHECK_RC(tc_conn_open(&c, path, "unit"), TC_OK);
+		uint8_t big[64 << 10];
+		memset(big, 0xa0, sizeof big);
+		int rc = tc_conn_call(c, 0x02, big, sizeof big, &f);
+		CHECK(rc == TC_ERR_IO || rc == TC_ERR_CLOSED);
+		tc_conn_close(c);
+		kill(p, SIGTERM);
+		waitpid(p, NULL, 0);
+		unlink(path);
+	}
+
 	/* Signals without SA_RESTART every millisecond while the call waits:
 	 * EINTR is retried, and the Hello reply still arrives. */
 	static const uint8_t v1[] = {0, 0, 0, 4, 0x81, 0xa1, 0x01, 0x01};
