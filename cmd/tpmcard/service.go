@@ -206,13 +206,21 @@ func (p *program) Start(service.Service) error {
 			s.TPMLost()
 		}
 	}
-	m, err := tpmcard.Open(tpm, tpmcard.WithStateDir(p.cfg.StateDir), tpmcard.WithOwnerAuth(ownerAuth), tpmcard.WithTPMLost(onLost))
+	opts := []tpmcard.Option{tpmcard.WithStateDir(p.cfg.StateDir), tpmcard.WithOwnerAuth(ownerAuth), tpmcard.WithTPMLost(onLost)}
+	if withoutResourceManager(spec) {
+		opts = append(opts, tpmcard.WithFlushLeftovers())
+	}
+	m, err := tpmcard.Open(tpm, opts...)
 	for i := range ownerAuth {
 		ownerAuth[i] = 0
 	}
 	if err != nil {
 		tpm.Close()
 		return err
+	}
+	if l := m.Leftovers(); l.Objects > 0 || l.Sessions > 0 {
+		p.log.Info().Str("event", "cleanup").Int("objects", l.Objects).Int("sessions", l.Sessions).Str("tpm", spec.String()).
+			Msg(leftoversMessage(l))
 	}
 	if n := m.StaleFilesRemoved(); n > 0 {
 		p.log.Info().Str("event", "cleanup").Int("files", n).Str("state_dir", p.cfg.StateDir).
@@ -244,6 +252,32 @@ func (p *program) Start(service.Service) error {
 		Str("firmware", caps.FirmwareVersion).Str("socket", p.cfg.Socket).Str("state_dir", p.cfg.StateDir).
 		Str("version", version).Msg(startMessage(spec))
 	return nil
+}
+
+// withoutResourceManager reports whether nothing flushes what a killed
+// service left in the TPM, so that the service flushes it at start: swtpm,
+// and a Linux TPM opened as /dev/tpmN rather than through the kernel's
+// resource manager (/dev/tpmrmN). Windows' TBS manages its TPM, and the
+// simulator dies with the service.
+func withoutResourceManager(spec backend.Spec) bool {
+	switch spec.Kind {
+	case backend.SWTPM:
+		return true
+	case backend.Device:
+		return spec.Path != "" && !strings.HasPrefix(filepath.Base(spec.Path), "tpmrm")
+	}
+	return false
+}
+
+func leftoversMessage(l tpmcard.Leftovers) string {
+	n := func(k int, one, many string) string {
+		if k == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", k, many)
+	}
+	return "flushed " + n(l.Objects, "transient object", "transient objects") + " and " +
+		n(l.Sessions, "session", "sessions") + " left in the TPM by an earlier run"
 }
 
 // linkState reports a Link's state to the server; other TPMs (the
