@@ -25,11 +25,14 @@ type Backend interface {
 	Logout(session uint32) error
 	InitPIN(session uint32, newPIN secret.Secret) error
 	SetPIN(session uint32, oldPIN, newPIN secret.Secret) error
-	FindObjects(session uint32, template ...wire.Attribute) ([]uint64, error)
-	GetAttributes(session uint32, object uint64, types ...uint32) ([]wire.AttributeResult, error)
+	FindObjectsInit(session uint32, template ...wire.Attribute) error
+	FindObjectsNext(session uint32, max int) ([]uint64, error)
+	FindObjectsFinal(session uint32) error
+	GetAttributeValue(session uint32, object uint64, queries []wire.AttributeQuery) (wire.AttributeValue, error)
 	Sign(session uint32, object uint64, mechanism uint32, param, data []byte) ([]byte, error)
 	SignLength(session uint32, object uint64, mechanism uint32) (int, error)
 	GenerateKeyPair(session uint32, algorithm, label string, id []byte, progress func(wire.Progress)) (public, private uint64, err error)
+	GenerateKeyPairTemplates(session uint32, mechanism uint64, param []byte, public, private []wire.Attribute) (pub, priv uint64, err error)
 	DestroyObject(session uint32, object uint64) error
 	GenerateRandom(session uint32, n int) ([]byte, error)
 	Close() error
@@ -143,21 +146,24 @@ func (b *wireBackend) SetPIN(session uint32, oldPIN, newPIN secret.Secret) error
 	return b.w.Call(&wire.SetPIN{Session: session, OldPIN: oldPIN, NewPIN: newPIN}, nil)
 }
 
-func (b *wireBackend) FindObjects(session uint32, template ...wire.Attribute) ([]uint64, error) {
-	var r wire.Objects
-	err := b.w.Call(&wire.FindObjects{Session: session, Template: template}, &r)
+func (b *wireBackend) FindObjectsInit(session uint32, template ...wire.Attribute) error {
+	return b.w.Call(&wire.FindObjectsInit{Session: session, Template: template}, nil)
+}
+
+func (b *wireBackend) FindObjectsNext(session uint32, max int) ([]uint64, error) {
+	var r wire.FoundObjects
+	err := b.w.Call(&wire.FindObjectsNext{Session: session, Max: uint64(max)}, &r)
 	return r.Handles, err
 }
 
-func (b *wireBackend) GetAttributes(session uint32, object uint64, types ...uint32) ([]wire.AttributeResult, error) {
-	var r wire.AttributeValues
-	if err := b.w.Call(&wire.GetAttributes{Session: session, Object: object, Types: types}, &r); err != nil {
-		return nil, err
-	}
-	if len(r.Values) != len(types) {
-		return nil, wire.Errorf(wire.Internal, "%d attribute values for %d types", len(r.Values), len(types))
-	}
-	return r.Values, nil
+func (b *wireBackend) FindObjectsFinal(session uint32) error {
+	return b.w.Call(&wire.FindObjectsFinal{Session: session}, nil)
+}
+
+func (b *wireBackend) GetAttributeValue(session uint32, object uint64, queries []wire.AttributeQuery) (wire.AttributeValue, error) {
+	var r wire.AttributeValue
+	err := b.w.Call(&wire.GetAttributeValue{Session: session, Object: object, Attributes: queries}, &r)
+	return r, err
 }
 
 func (b *wireBackend) Sign(session uint32, object uint64, mechanism uint32, param, data []byte) ([]byte, error) {
@@ -175,6 +181,12 @@ func (b *wireBackend) SignLength(session uint32, object uint64, mechanism uint32
 func (b *wireBackend) GenerateKeyPair(session uint32, algorithm, label string, id []byte, _ func(wire.Progress)) (uint64, uint64, error) {
 	var r wire.KeyPairGenerated
 	err := b.w.Call(&wire.GenerateKeyPair{Session: session, Algorithm: algorithm, Label: label, ID: id}, &r)
+	return r.Public, r.Private, err
+}
+
+func (b *wireBackend) GenerateKeyPairTemplates(session uint32, mechanism uint64, param []byte, public, private []wire.Attribute) (uint64, uint64, error) {
+	var r wire.GeneratedKeyPair
+	err := b.w.Call(&wire.GenerateKeyPairTemplates{Session: session, Mechanism: mechanism, Param: param, Public: public, Private: private}, &r)
 	return r.Public, r.Private, err
 }
 

@@ -88,11 +88,8 @@ type session struct {
 	wireID uint32
 	gen    uint64
 	rw     bool
-	find   *findOp
 	sign   *signOp
 }
-
-type findOp struct{ handles []uint64 }
 
 type lengthKey struct {
 	key  uint64

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 
-	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 
@@ -22,12 +21,13 @@ type Attribute struct {
 func toWire(t []Attribute) []wire.Attribute {
 	out := make([]wire.Attribute, len(t))
 	for i, a := range t {
-		out[i] = wire.Attribute{Type: uint32(a.Type), Value: bytes.Clone(a.Value)}
+		out[i] = wire.Attribute{Type: a.Type, Value: bytes.Clone(a.Value)}
 	}
 	return out
 }
 
-// FindObjectsInit is C_FindObjectsInit.
+// FindObjectsInit is C_FindObjectsInit. The search is the service's: it
+// answers CKR_OPERATION_ACTIVE for a second one in the session.
 func (m *module) FindObjectsInit(h uint64, template []Attribute) rv {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -35,52 +35,42 @@ func (m *module) FindObjectsInit(h uint64, template []Attribute) rv {
 	if r != ckrOK {
 		return r
 	}
-	if s.find != nil {
-		return ckrOperationActive
-	}
-	handles, err := b.FindObjects(s.wireID, toWire(template)...)
-	if err != nil {
-		return m.result(err, ckrDeviceRemoved)
-	}
-	s.find = &findOp{handles: handles}
-	return ckrOK
+	return m.result(b.FindObjectsInit(s.wireID, toWire(template)...), ckrDeviceRemoved)
 }
 
-// FindObjects is C_FindObjects: it fills out with up to len(out) handles.
+// FindObjects is C_FindObjects: it fills out with the service's next
+// handles, at most len(out).
 func (m *module) FindObjects(h uint64, out []uint64) (int, rv) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, _, r := m.session(h)
+	s, b, r := m.session(h)
 	if r != ckrOK {
 		return 0, r
 	}
-	if s.find == nil {
-		return 0, ckrOperationNotInitialized
+	hs, err := b.FindObjectsNext(s.wireID, len(out))
+	if err != nil {
+		return 0, m.result(err, ckrDeviceRemoved)
 	}
-	n := copy(out, s.find.handles)
-	s.find.handles = s.find.handles[n:]
-	return n, ckrOK
+	if len(hs) > len(out) {
+		return 0, ckrDeviceError // more than asked: not a service this module knows
+	}
+	return copy(out, hs), ckrOK
 }
 
 // FindObjectsFinal is C_FindObjectsFinal.
 func (m *module) FindObjectsFinal(h uint64) rv {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, _, r := m.session(h)
+	s, b, r := m.session(h)
 	if r != ckrOK {
 		return r
 	}
-	if s.find == nil {
-		return ckrOperationNotInitialized
-	}
-	s.find = nil
-	return ckrOK
+	return m.result(b.FindObjectsFinal(s.wireID), ckrDeviceRemoved)
 }
 
-// GetAttributeValue is C_GetAttributeValue (§5.7): every attribute is
-// answered; the return value is the last of CKR_ATTRIBUTE_SENSITIVE,
-// CKR_ATTRIBUTE_TYPE_INVALID and CKR_BUFFER_TOO_SMALL that applied, and
-// the attributes it applied to get CK_UNAVAILABLE_INFORMATION.
+// GetAttributeValue is C_GetAttributeValue (§5.7): the service decides,
+// per attribute and for the call, what PKCS#11 says; the module copies the
+// values and lengths and returns the service's CK_RV.
 func (m *module) GetAttributeValue(h, obj uint64, attrs []Attribute) rv {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -88,43 +78,33 @@ func (m *module) GetAttributeValue(h, obj uint64, attrs []Attribute) rv {
 	if r != ckrOK {
 		return r
 	}
-	types := make([]uint32, len(attrs))
+	qs := make([]wire.AttributeQuery, len(attrs))
 	for i, a := range attrs {
-		if a.Type > 0xffffffff {
-			types[i] = 0xffffffff // vendor space the service will not know
-		} else {
-			types[i] = uint32(a.Type)
-		}
+		qs[i] = wire.AttributeQuery{Type: a.Type, Len: uint64(len(a.Value)), Length: a.Value == nil}
 	}
-	res, err := b.GetAttributes(s.wireID, obj, types...)
+	res, err := b.GetAttributeValue(s.wireID, obj, qs)
 	if err != nil {
 		return m.result(err, ckrDeviceRemoved)
 	}
-	r = ckrOK
-	for i := range attrs {
-		a := &attrs[i]
-		switch res[i].Status {
-		case wire.OK:
-			v := res[i].Value
-			switch {
-			case a.Value == nil:
-				a.Len = uint64(len(v))
-			case len(a.Value) < len(v):
-				a.Len = ckUnavailableInformation
-				r = ckrBufferTooSmall
-			default:
-				copy(a.Value, v)
-				a.Len = uint64(len(v))
-			}
-		case wire.AttributeSensitive:
-			a.Len = ckUnavailableInformation
-			r = ckrAttributeSensitive
-		default:
-			a.Len = ckUnavailableInformation
-			r = ckrAttributeTypeInvalid
+	if len(res.Values) != len(attrs) {
+		return ckrDeviceError
+	}
+	for i, v := range res.Values {
+		if v.RV == wire.CKROK && attrs[i].Value != nil && (uint64(len(v.Value)) != v.Len || len(v.Value) > len(attrs[i].Value)) {
+			return ckrDeviceError // a value that does not fit: the service broke the protocol
 		}
 	}
-	return r
+	for i := range attrs {
+		a, v := &attrs[i], res.Values[i]
+		switch {
+		case v.RV != wire.CKROK:
+			a.Len = ckUnavailableInformation
+		default:
+			copy(a.Value, v.Value)
+			a.Len = v.Len
+		}
+	}
+	return rv(res.RV)
 }
 
 // attr finds an attribute in a template.
@@ -140,22 +120,14 @@ func attr(t []Attribute, typ uint64) ([]byte, bool) {
 // ulong reads a CK_ULONG attribute value.
 func ulong(v []byte) (uint64, bool) { return wire.ParseULong(v) }
 
-// CreateObject is C_CreateObject: X.509 certificates only.
+// CreateObject is C_CreateObject: the service checks the template (X.509
+// certificates only).
 func (m *module) CreateObject(h uint64, template []Attribute) (uint64, rv) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, b, r := m.session(h)
 	if r != ckrOK {
 		return 0, r
-	}
-	cv, ok := attr(template, p11.CKAClass)
-	if !ok {
-		return 0, ckrTemplateIncomplete
-	}
-	if c, ok := ulong(cv); !ok {
-		return 0, ckrAttributeValueInvalid
-	} else if c != p11.CKOCertificate {
-		return 0, ckrTemplateInconsistent
 	}
 	oc, ok := b.(objectCreator)
 	if !ok {

@@ -20,7 +20,7 @@ const (
 )
 
 // Attributes whose value is a CK_BBOOL.
-var boolAttrs = map[uint32]bool{
+var boolAttrs = map[uint64]bool{
 	p11.CKAToken: true, p11.CKAPrivate: true, p11.CKASensitive: true, p11.CKAEncrypt: true, p11.CKADecrypt: true,
 	p11.CKAWrap: true, p11.CKAUnwrap: true, p11.CKASign: true, p11.CKASignRecover: true, p11.CKAVerify: true,
 	p11.CKAVerifyRecover: true, p11.CKADerive: true, p11.CKAExtractable: true, p11.CKALocal: true,
@@ -28,7 +28,7 @@ var boolAttrs = map[uint32]bool{
 	p11.CKADestroyable: true, p11.CKAAlwaysAuthenticate: true,
 }
 
-func isBool(t uint32) bool { return boolAttrs[t] }
+func isBool(t uint64) bool { return boolAttrs[t] }
 
 // Named-curve OIDs (RFC 5480 §2.1.1.1).
 var (
@@ -43,7 +43,7 @@ var (
 // DER). Status is OK, AttributeSensitive (secret parts of the private key,
 // which never leave the TPM) or AttributeInvalid (not an attribute of this
 // object).
-func attribute(kind objKind, k tpmcard.KeyInfo, t uint32) ([]byte, wire.Status) {
+func attribute(kind objKind, k tpmcard.KeyInfo, t uint64) ([]byte, wire.Status) {
 	priv := kind == objPrivate
 	ec, _ := k.Public.(*ecdsa.PublicKey)
 	rk, _ := k.Public.(*rsa.PublicKey)

@@ -51,7 +51,7 @@ func TestAttribute(t *testing.T) {
 		name string
 		kind objKind
 		key  tpmcard.KeyInfo
-		attr uint32
+		attr uint64
 		want want
 	}{
 		{"ok/ec-private/class", objPrivate, ecKey, p11.CKAClass, ok(wire.ULong(ckoPrivateKey))},
@@ -109,7 +109,7 @@ func TestAttribute(t *testing.T) {
 
 func TestMatches(t *testing.T) {
 	ecKey, rsaKey := testKeys()
-	attr := func(t uint32, v []byte) wire.Attribute { return wire.Attribute{Type: t, Value: v} }
+	attr := func(t uint64, v []byte) wire.Attribute { return wire.Attribute{Type: t, Value: v} }
 	for _, c := range []struct {
 		name     string
 		kind     objKind

@@ -37,40 +37,28 @@ func (c *conn) certOf(r objRef) (tpmcard.CertInfo, error) {
 	return ci, err
 }
 
-// findCerts adds the card's certificates that match the template.
-func (c *conn) findCerts(serial string, template []wire.Attribute, out *wire.Objects) error {
+// findCerts appends the handles of the card's certificates that match the
+// template.
+func (c *conn) findCerts(serial string, template []wire.Attribute, hs []uint64) ([]uint64, error) {
 	certs, err := c.s.m.Certificates(serial)
-	if err != nil {
-		return err
-	}
-	for _, ci := range certs {
-		if certMatches(ci, template) {
-			out.Handles = append(out.Handles, c.objects.handle(objRef{serial: serial, id: string(ci.KeyID), kind: objCert}))
-		}
-	}
-	return nil
-}
-
-func certMatches(ci tpmcard.CertInfo, template []wire.Attribute) bool {
-	boolean := func(t uint32) bool { return isBool(t) || t == p11.CKATrusted }
-	return templateMatches(template, boolean, func(t uint32) ([]byte, wire.Status) { return certAttribute(ci, t) })
-}
-
-func (c *conn) certAttributes(r objRef, types []uint32) (any, error) {
-	ci, err := c.certOf(r)
 	if err != nil {
 		return nil, err
 	}
-	out := &wire.AttributeValues{Values: make([]wire.AttributeResult, 0, len(types))}
-	for _, t := range types {
-		v, st := certAttribute(ci, t)
-		out.Values = append(out.Values, wire.AttributeResult{Type: t, Value: v, Status: st})
+	for _, ci := range certs {
+		if certMatches(ci, template) {
+			hs = append(hs, c.objects.handle(objRef{serial: serial, id: string(ci.KeyID), kind: objCert}))
+		}
 	}
-	return out, nil
+	return hs, nil
+}
+
+func certMatches(ci tpmcard.CertInfo, template []wire.Attribute) bool {
+	boolean := func(t uint64) bool { return isBool(t) || t == p11.CKATrusted }
+	return templateMatches(template, boolean, func(t uint64) ([]byte, wire.Status) { return certAttribute(ci, t) })
 }
 
 // certAttribute returns one attribute of an X.509 certificate object.
-func certAttribute(ci tpmcard.CertInfo, t uint32) ([]byte, wire.Status) {
+func certAttribute(ci tpmcard.CertInfo, t uint64) ([]byte, wire.Status) {
 	cert := ci.Certificate
 	switch t {
 	case p11.CKAClass:
@@ -135,14 +123,16 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 	if !s.rw {
 		return nil, wire.NewError(wire.SessionReadOnly, "storing a certificate needs a read-write session")
 	}
-	var class, ctype []byte
+	if err := certificateClass(m.Template); err != nil {
+		return nil, err
+	}
+	var ctype []byte
 	var value, label, id []byte
 	var haveLabel bool
-	check := map[uint32][]byte{}
+	check := map[uint64][]byte{}
 	for _, a := range m.Template {
 		switch a.Type {
-		case p11.CKAClass:
-			class = a.Value
+		case p11.CKAClass: // certificateClass
 		case p11.CKACertificateType:
 			ctype = a.Value
 		case p11.CKAValue:
@@ -167,12 +157,6 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 			return nil, wire.Errorf(wire.AttributeInvalid, "attribute %#x cannot be set on a certificate", a.Type)
 		}
 	}
-	if class == nil {
-		return nil, wire.NewError(wire.TemplateIncomplete, "the template has no CKA_CLASS")
-	}
-	if !bytes.Equal(class, wire.ULong(p11.CKOCertificate)) {
-		return nil, wire.NewError(wire.TemplateInconsistent, "only certificate objects can be created on a card")
-	}
 	if ctype != nil && !bytes.Equal(ctype, wire.ULong(p11.CKCX509)) {
 		return nil, wire.NewError(wire.TemplateInconsistent, "only X.509 certificates (CKC_X_509) are supported")
 	}
@@ -183,7 +167,7 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 	if err != nil {
 		return nil, wire.NewError(wire.CertificateInvalid, err.Error())
 	}
-	for t, v := range map[uint32][]byte{p11.CKASubject: cert.RawSubject, p11.CKAIssuer: cert.RawIssuer} {
+	for t, v := range map[uint64][]byte{p11.CKASubject: cert.RawSubject, p11.CKAIssuer: cert.RawIssuer} {
 		if w, ok := check[t]; ok && !bytes.Equal(w, v) {
 			return nil, wire.Errorf(wire.TemplateInconsistent, "attribute %#x does not match the certificate", t)
 		}
@@ -223,6 +207,26 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 	c.log.Info().Str("card", s.serial).Hex("key_id", ci.KeyID).Str("subject", cert.Subject.String()).
 		Str("serial_number", cert.SerialNumber.String()).Msg("certificate stored")
 	return &wire.ObjectCreated{Object: c.objects.handle(objRef{serial: s.serial, id: string(ci.KeyID), kind: objCert})}, nil
+}
+
+// certificateClass checks a C_CreateObject template's class before
+// anything else: CKA_CLASS must be there (CKR_TEMPLATE_INCOMPLETE), a
+// CK_ULONG (CKR_ATTRIBUTE_VALUE_INVALID) and CKO_CERTIFICATE, the only
+// objects a card stores (CKR_TEMPLATE_INCONSISTENT).
+func certificateClass(template []wire.Attribute) error {
+	for _, a := range template {
+		if a.Type != p11.CKAClass {
+			continue
+		}
+		switch c, ok := wire.ParseULong(a.Value); {
+		case !ok:
+			return wire.Errorf(wire.AttributeValueInvalid, "CKA_CLASS is %d bytes long, not a CK_ULONG", len(a.Value))
+		case c != p11.CKOCertificate:
+			return wire.Errorf(wire.TemplateInconsistent, "only certificate objects can be created on a card, not class %#x", c)
+		}
+		return nil
+	}
+	return wire.NewError(wire.TemplateIncomplete, "the template has no CKA_CLASS")
 }
 
 // destroyCert deletes a certificate object (the key stays).

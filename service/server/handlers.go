@@ -53,6 +53,14 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.findObjects(m)
 	case *wire.GetAttributes:
 		return c.getAttributes(m)
+	case *wire.FindObjectsInit:
+		return c.findObjectsInit(m) // objects.go
+	case *wire.FindObjectsNext:
+		return c.findObjectsNext(m)
+	case *wire.FindObjectsFinal:
+		return c.findObjectsFinal(m)
+	case *wire.GetAttributeValue:
+		return c.getAttributeValue(m)
 	case *wire.Sign:
 		return c.sign(m)
 	case *wire.SignLength:

@@ -31,11 +31,13 @@ type objects struct {
 	byHandle map[uint64]objRef
 	byRef    map[objRef]uint64
 	next     uint64
+	finds    map[*session]*findOp // searches in progress
 }
 
 func (o *objects) init() {
 	o.byHandle = map[uint64]objRef{}
 	o.byRef = map[objRef]uint64{}
+	o.finds = map[*session]*findOp{}
 }
 
 func (o *objects) handle(r objRef) uint64 {
@@ -104,26 +106,105 @@ func (c *conn) findObjects(m *wire.FindObjects) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	hs, err := c.matching(s, m.Template)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Objects{Handles: hs}, nil
+}
+
+// matching returns the handles of the objects of the session's card that
+// match the template: keys (private ones only when logged in), then
+// certificates.
+func (c *conn) matching(s *session, template []wire.Attribute) ([]uint64, error) {
 	keys, err := c.s.m.Keys(s.serial)
 	if err != nil {
 		return nil, err
 	}
 	user, _ := c.s.logins.state(c, s.serial)
-	out := &wire.Objects{}
+	var hs []uint64
 	for _, k := range keys {
 		for _, kind := range []objKind{objPrivate, objPublic} {
 			if kind == objPrivate && !user {
 				continue
 			}
-			if matches(kind, k, m.Template) {
-				out.Handles = append(out.Handles, c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: kind}))
+			if matches(kind, k, template) {
+				hs = append(hs, c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: kind}))
 			}
 		}
 	}
-	if err := c.findCerts(s.serial, m.Template, out); err != nil {
+	return c.findCerts(s.serial, template, hs)
+}
+
+// A search (C_FindObjectsInit … C_FindObjectsFinal, PKCS#11 v2.40 §5.8)
+// is kept per session: the handles found at the start, not yet returned.
+// It ends with FindObjectsFinal or with its session.
+type findOp struct{ handles []uint64 }
+
+// findOf returns the session's search, forgetting those of sessions that
+// were closed since.
+func (c *conn) findOf(s *session) *findOp {
+	for fs := range c.objects.finds {
+		if !c.hasSession(fs) {
+			delete(c.objects.finds, fs)
+		}
+	}
+	return c.objects.finds[s]
+}
+
+func (c *conn) hasSession(s *session) bool {
+	for _, o := range c.sessions {
+		if o == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) findObjectsInit(m *wire.FindObjectsInit) (any, error) {
+	if err := c.needUser(wire.TypeFindObjectsInit); err != nil {
 		return nil, err
 	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if c.findOf(s) != nil {
+		return nil, wire.NewError(wire.OperationActive, "a search is active in this session")
+	}
+	hs, err := c.matching(s, m.Template)
+	if err != nil {
+		return nil, err
+	}
+	c.objects.finds[s] = &findOp{handles: hs}
+	return &wire.Ack{}, nil
+}
+
+func (c *conn) findObjectsNext(m *wire.FindObjectsNext) (any, error) {
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	f := c.findOf(s)
+	if f == nil {
+		return nil, wire.NewError(wire.OperationNotInitialized, "no search in this session")
+	}
+	n := int(min(m.Max, wire.MaxFindObjects, uint64(len(f.handles))))
+	out := &wire.FoundObjects{Handles: f.handles[:n:n]}
+	f.handles = f.handles[n:]
 	return out, nil
+}
+
+func (c *conn) findObjectsFinal(m *wire.FindObjectsFinal) (any, error) {
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if c.findOf(s) == nil {
+		return nil, wire.NewError(wire.OperationNotInitialized, "no search in this session")
+	}
+	delete(c.objects.finds, s)
+	return &wire.Ack{}, nil
 }
 
 func (c *conn) getAttributes(m *wire.GetAttributes) (any, error) {
@@ -134,17 +215,80 @@ func (c *conn) getAttributes(m *wire.GetAttributes) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, k, err := c.object(s, m.Object)
+	get, err := c.attributesOf(s, m.Object)
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.AttributeValues{Values: make([]wire.AttributeResult, 0, len(m.Types))}
+	for _, t := range m.Types {
+		v, st := get(uint64(t))
+		out.Values = append(out.Values, wire.AttributeResult{Type: t, Value: v, Status: st})
+	}
+	return out, nil
+}
+
+// attributesOf resolves an object and returns its attribute reader.
+func (c *conn) attributesOf(s *session, h uint64) (func(uint64) ([]byte, wire.Status), error) {
+	r, k, err := c.object(s, h)
 	if err != nil {
 		return nil, err
 	}
 	if r.kind == objCert {
-		return c.certAttributes(r, m.Types)
+		ci, err := c.certOf(r)
+		if err != nil {
+			return nil, err
+		}
+		return func(t uint64) ([]byte, wire.Status) { return certAttribute(ci, t) }, nil
 	}
-	out := &wire.AttributeValues{Values: make([]wire.AttributeResult, 0, len(m.Types))}
-	for _, t := range m.Types {
-		v, st := attribute(r.kind, k, t)
-		out.Values = append(out.Values, wire.AttributeResult{Type: t, Value: v, Status: st})
+	return func(t uint64) ([]byte, wire.Status) { return attribute(r.kind, k, t) }, nil
+}
+
+// getAttributeValue answers C_GetAttributeValue as PKCS#11 v2.40 §5.7
+// says, attribute by attribute: a sensitive attribute (case 1) or one the
+// object does not have (case 2) is unavailable; a length query (case 3)
+// gets the length; a buffer large enough (case 4) the value; a shorter one
+// (case 5) is unavailable. The call returns CKR_ATTRIBUTE_SENSITIVE if case
+// 1 applied to any attribute, else CKR_ATTRIBUTE_TYPE_INVALID if case 2
+// did, else CKR_BUFFER_TOO_SMALL if case 5 did (the spec allows any of
+// those that apply; the service always picks the same one), else CKR_OK.
+func (c *conn) getAttributeValue(m *wire.GetAttributeValue) (any, error) {
+	if err := c.needUser(wire.TypeGetAttributeValue); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Attributes) > wire.MaxAttributeQueries {
+		return nil, wire.Errorf(wire.BadRequest, "at most %d attributes per call", wire.MaxAttributeQueries)
+	}
+	get, err := c.attributesOf(s, m.Object)
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.AttributeValue{Values: make([]wire.AttributeAnswer, len(m.Attributes))}
+	var seen [3]bool // sensitive, type invalid, buffer too small
+	for i, q := range m.Attributes {
+		a := &out.Values[i]
+		v, st := get(q.Type)
+		switch {
+		case st == wire.AttributeSensitive:
+			a.RV, seen[0] = wire.CKRAttributeSensitive, true
+		case st != wire.OK:
+			a.RV, seen[1] = wire.CKRAttributeTypeInvalid, true
+		case q.Length:
+			a.Len = uint64(len(v))
+		case uint64(len(v)) > q.Len:
+			a.RV, seen[2] = wire.CKRBufferTooSmall, true
+		default:
+			a.Len, a.Value = uint64(len(v)), v
+		}
+	}
+	for i, rv := range []uint64{wire.CKRAttributeSensitive, wire.CKRAttributeTypeInvalid, wire.CKRBufferTooSmall} {
+		if seen[i] {
+			out.RV = rv
+			break
+		}
 	}
 	return out, nil
 }
@@ -153,13 +297,13 @@ func (c *conn) getAttributes(m *wire.GetAttributes) (any, error) {
 // value (PKCS#11 v2.40 §5.8, C_FindObjectsInit). CK_BBOOL values compare by
 // truth, so a template's 0xff matches CK_TRUE.
 func matches(kind objKind, k tpmcard.KeyInfo, template []wire.Attribute) bool {
-	return templateMatches(template, isBool, func(t uint32) ([]byte, wire.Status) { return attribute(kind, k, t) })
+	return templateMatches(template, isBool, func(t uint64) ([]byte, wire.Status) { return attribute(kind, k, t) })
 }
 
 // templateMatches says whether an object, whose attribute values get
 // returns, has every attribute of the template: booleans (per boolean)
 // compared as values, the rest byte for byte.
-func templateMatches(template []wire.Attribute, boolean func(uint32) bool, get func(uint32) ([]byte, wire.Status)) bool {
+func templateMatches(template []wire.Attribute, boolean func(uint64) bool, get func(uint64) ([]byte, wire.Status)) bool {
 	for _, a := range template {
 		v, st := get(a.Type)
 		if st != wire.OK {

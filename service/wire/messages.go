@@ -400,7 +400,7 @@ type Unblock struct {
 
 // Attribute is one CK_ATTRIBUTE with its value in PKCS#11 encoding.
 type Attribute struct {
-	Type  uint32 `cbor:"1,keyasint,omitempty"` // CKA_* value
+	Type  uint64 `cbor:"1,keyasint,omitempty"` // CKA_* value, any CK_ULONG
 	Value []byte `cbor:"2,keyasint,omitempty"`
 }
 

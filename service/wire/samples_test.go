@@ -33,6 +33,22 @@ func samples() map[Type]any {
 		TypeDestroyObject:    &DestroyObject{Session: 7, Object: 3},
 		TypeGenerateRandom:   &GenerateRandom{Session: 7, N: 32},
 		TypeWaitEvent:        &WaitEvent{TimeoutMillis: 1500},
+		TypeFindObjectsInit:  &FindObjectsInit{Session: 7, Template: append(attrs, Attribute{Type: 0x8000_0001_0000_0000, Value: []byte{1}})},
+		TypeFindObjectsNext:  &FindObjectsNext{Session: 7, Max: 1 << 40},
+		TypeFindObjectsFinal: &FindObjectsFinal{Session: 7},
+		TypeGetAttributeValue: &GetAttributeValue{Session: 7, Object: 1 << 40, Attributes: []AttributeQuery{
+			{Type: 0x102, Len: 64}, {Type: 0x11, Length: true}, {Type: 1 << 63, Len: 1 << 33, Length: true},
+		}},
+		TypeGenerateKeyPairTemplates: &GenerateKeyPairTemplates{
+			Session: 7, Mechanism: 0x1040, Param: []byte{0},
+			Public:  []Attribute{{Type: 0x180, Value: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}}},
+			Private: attrs,
+		},
+		TypeFoundObjects:     &FoundObjects{Handles: []uint64{1, 1 << 63}},
+		TypeGeneratedKeyPair: &GeneratedKeyPair{Public: 8, Private: 9},
+		TypeAttributeValue: &AttributeValue{RV: CKRBufferTooSmall, Values: []AttributeAnswer{
+			{RV: CKROK, Len: 4, Value: []byte("id-1")}, {RV: CKRAttributeSensitive, Len: 1}, {RV: CKRBufferTooSmall, Len: 1 << 33},
+		}},
 		TypeProvision: &Provision{
 			Label: "laptop", PIN: secret.FromString("000000"), PUK: secret.FromString("87654321"),
 			PINPolicy: PINPolicy{MinLen: 6, MaxLen: 64, Upper: CharRequired, Lower: CharDisallowed, Digit: CharRequired, Special: CharDisallowed},
