@@ -89,7 +89,10 @@ type Manager struct {
 	// TPM; srkLoaded is false until the storage root key is (re)created.
 	tpmLost   atomic.Bool
 	srkLoaded bool
-	onLost    func()
+	// flushOnRebuild: the TPM has no resource manager (WithFlushLeftovers),
+	// so rebuilding after a lost connection flushes what the old one left.
+	flushOnRebuild bool
+	onLost         func()
 
 	// recMu guards records, so that reading a card's record never waits
 	// behind TPM commands. Records are replaced, never changed in place.
@@ -160,6 +163,7 @@ func Open(t transport.TPM, opts ...Option) (*Manager, error) {
 		progressEvery: 500 * time.Millisecond,
 	}
 	m.tpm = &retryTPM{tpm: t, maxWait: cfg.retryWait, sleep: time.Sleep, lost: &m.tpmLost}
+	m.flushOnRebuild = cfg.flushLeftovers
 	if cfg.flushLeftovers {
 		if m.leftovers, err = flushLeftovers(m.tpm); err != nil {
 			return nil, fmt.Errorf("flushing what an earlier run left in the TPM: %w", err)
@@ -294,6 +298,14 @@ func (m *Manager) lock() error {
 		return errClosed
 	}
 	if !m.srkLoaded {
+		// A connection that broke while the TPM stayed up (no resource
+		// manager) leaves what forgetTPM could not flush: flush it now.
+		if m.flushOnRebuild {
+			if _, err := flushLeftovers(m.tpm); err != nil {
+				m.unlock()
+				return fmt.Errorf("flushing what the lost connection left in the TPM: %w", err)
+			}
+		}
 		if err := m.loadSRK(); err != nil {
 			m.unlock()
 			return err
