@@ -1,0 +1,89 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tpmcard/tpmcard/service/p11"
+	"github.com/tpmcard/tpmcard/service/wire"
+)
+
+// TestFindObjectsSearch: the search lives in the service, with the rules
+// of PKCS#11 v2.40 §5.8.
+func TestFindObjectsSearch(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	admin := e.dial()
+	serial := e.provisionFor(admin, &wire.CardOwner{UID: 1000})
+	id := e.generate(admin, serial, wire.AlgECDSAP256)
+	s := mustOpen(t, admin, serial, true)
+	pubT := []wire.Attribute{{Type: p11.CKAClass, Value: wire.ULong(p11.CKOPublicKey)}, {Type: p11.CKAID, Value: id}}
+
+	_, err := admin.FindObjectsNext(s, 10)
+	wantStatus(t, "FindObjectsNext without a search", err, wire.OperationNotInitialized)
+	wantStatus(t, "FindObjectsFinal without a search", admin.FindObjectsFinal(s), wire.OperationNotInitialized)
+	if err := admin.FindObjectsInit(s, pubT...); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "second FindObjectsInit", admin.FindObjectsInit(s), wire.OperationActive)
+	if hs, err := admin.FindObjectsNext(s, 0); err != nil || len(hs) != 0 {
+		t.Fatalf("FindObjectsNext(0) = %v, %v", hs, err)
+	}
+	hs, err := admin.FindObjectsNext(s, 10)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("FindObjectsNext = %v, %v", hs, err)
+	}
+	if more, err := admin.FindObjectsNext(s, 10); err != nil || len(more) != 0 {
+		t.Fatalf("FindObjectsNext after the end = %v, %v", more, err)
+	}
+	if err := admin.FindObjectsFinal(s); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "second FindObjectsFinal", admin.FindObjectsFinal(s), wire.OperationNotInitialized)
+
+	// A vendor attribute type above 32 bits whose low half is CKA_CLASS
+	// matches nothing.
+	if err := admin.FindObjectsInit(s, wire.Attribute{Type: 1<<40 | p11.CKAClass, Value: wire.ULong(p11.CKOPublicKey)}); err != nil {
+		t.Fatal(err)
+	}
+	if hs, err := admin.FindObjectsNext(s, 10); err != nil || len(hs) != 0 {
+		t.Fatalf("64-bit type: %v, %v", hs, err)
+	}
+	// Closing the session ends its search.
+	if err := admin.CloseSession(s); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, admin, serial, true)
+	if err := admin.FindObjectsInit(s); err != nil {
+		t.Fatal(err)
+	}
+
+	// C_GetAttributeValue, PKCS#11 v2.40 §5.7.
+	av, err := admin.GetAttributeValue(s, hs[0], []wire.AttributeQuery{
+		{Type: p11.CKAID, Len: 64},
+		{Type: p11.CKAECPoint, Length: true},
+		{Type: p11.CKAID, Len: 1},
+		{Type: 1<<40 | p11.CKAID, Len: 64},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if av.RV != wire.CKRAttributeTypeInvalid || len(av.Values) != 4 {
+		t.Fatalf("RV %#x, %d values", av.RV, len(av.Values))
+	}
+	if v := av.Values[0]; v.RV != wire.CKROK || !bytes.Equal(v.Value, id) || v.Len != uint64(len(id)) {
+		t.Errorf("CKA_ID: %+v", v)
+	}
+	if v := av.Values[1]; v.RV != wire.CKROK || v.Len == 0 || v.Value != nil {
+		t.Errorf("CKA_EC_POINT length: %+v", v)
+	}
+	if v := av.Values[2]; v.RV != wire.CKRBufferTooSmall || v.Value != nil {
+		t.Errorf("short buffer: %+v", v)
+	}
+	if v := av.Values[3]; v.RV != wire.CKRAttributeTypeInvalid {
+		t.Errorf("64-bit type: %+v", v)
+	}
+	av, err = admin.GetAttributeValue(s, hs[0], []wire.AttributeQuery{{Type: p11.CKAID, Len: 1}})
+	if err != nil || av.RV != wire.CKRBufferTooSmall {
+		t.Fatalf("short buffer alone: %#x, %v", av.RV, err)
+	}
+}
