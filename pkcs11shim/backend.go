@@ -15,11 +15,13 @@ import (
 // is a Backend. Failed requests return a *wire.StatusError; any other error
 // means the connection is gone.
 type Backend interface {
-	ListCards() ([]wire.TokenInfo, error)
-	Mechanisms(serial string) ([]wire.MechanismInfo, error)
-	OpenSession(serial string, readWrite bool) (uint32, error)
+	SlotList(tokenPresent bool) ([]uint64, error)
+	SlotInfo(slot uint64) (wire.SlotDescription, error)
+	TokenInfo(slot uint64) (wire.TokenDescription, error)
+	SlotMechanisms(slot uint64) ([]wire.MechanismInfo, error)
+	OpenSlotSession(slot, flags uint64) (uint32, error)
 	CloseSession(session uint32) error
-	CloseAllSessions(serial string) error
+	CloseSlotSessions(slot uint64) error
 	SessionInfo(session uint32) (wire.SessionState, error)
 	Login(session uint32, user wire.UserType, pin secret.Secret) error
 	Logout(session uint32) error
@@ -98,21 +100,33 @@ type wireBackend struct {
 func (b *wireBackend) Close() error { return b.rc.Close() }
 func (b *wireBackend) Abandon()     { b.rc.Abandon() }
 
-func (b *wireBackend) ListCards() ([]wire.TokenInfo, error) {
-	var r wire.Cards
-	err := b.w.Call(&wire.ListCards{}, &r)
-	return r.Cards, err
+func (b *wireBackend) SlotList(tokenPresent bool) ([]uint64, error) {
+	var r wire.SlotList
+	err := b.w.Call(&wire.GetSlotList{TokenPresent: tokenPresent}, &r)
+	return r.Slots, err
 }
 
-func (b *wireBackend) Mechanisms(serial string) ([]wire.MechanismInfo, error) {
+func (b *wireBackend) SlotInfo(slot uint64) (wire.SlotDescription, error) {
+	var r wire.SlotDescription
+	err := b.w.Call(&wire.GetSlotInfo{Slot: slot}, &r)
+	return r, err
+}
+
+func (b *wireBackend) TokenInfo(slot uint64) (wire.TokenDescription, error) {
+	var r wire.TokenDescription
+	err := b.w.Call(&wire.GetTokenInfo{Slot: slot}, &r)
+	return r, err
+}
+
+func (b *wireBackend) SlotMechanisms(slot uint64) ([]wire.MechanismInfo, error) {
 	var r wire.MechanismList
-	err := b.w.Call(&wire.Mechanisms{Serial: serial}, &r)
+	err := b.w.Call(&wire.Mechanisms{Slot: slot}, &r)
 	return r.Mechanisms, err
 }
 
-func (b *wireBackend) OpenSession(serial string, readWrite bool) (uint32, error) {
+func (b *wireBackend) OpenSlotSession(slot, flags uint64) (uint32, error) {
 	var r wire.SessionOpened
-	err := b.w.Call(&wire.OpenSession{Serial: serial, ReadWrite: readWrite}, &r)
+	err := b.w.Call(&wire.OpenSession{Slot: slot, Flags: flags}, &r)
 	return r.Session, err
 }
 
@@ -120,8 +134,8 @@ func (b *wireBackend) CloseSession(session uint32) error {
 	return b.w.Call(&wire.CloseSession{Session: session}, nil)
 }
 
-func (b *wireBackend) CloseAllSessions(serial string) error {
-	return b.w.Call(&wire.CloseAllSessions{Serial: serial}, nil)
+func (b *wireBackend) CloseSlotSessions(slot uint64) error {
+	return b.w.Call(&wire.CloseAllSessions{Slot: slot}, nil)
 }
 
 func (b *wireBackend) SessionInfo(session uint32) (wire.SessionState, error) {

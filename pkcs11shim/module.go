@@ -52,8 +52,10 @@ type module struct {
 	be  Backend // nil: not connected
 	gen uint64  // bumped each time a connection is lost
 
-	slots    []*slot // index = CK_SLOT_ID
-	bySerial map[string]*slot
+	// slots are the slots the service named to this application, kept
+	// across connections: while the service is away they show without a
+	// token, as the readers of cards that are gone.
+	slots map[uint64]*slot
 
 	sessions map[uint64]*session
 	nextSess uint64
@@ -71,23 +73,20 @@ type module struct {
 	stop    chan struct{} // closed by C_Finalize: a blocking wait ends
 }
 
-// slot is a card: a reader with the token always in it, as long as the
-// service knows the card.
+// slot is a card's reader, with its CK_SLOT_INFO as the service last gave
+// it (nil until asked).
 type slot struct {
-	id      uint64
-	serial  string
-	info    wire.TokenInfo
-	present bool
+	id   uint64
+	info *wire.SlotDescription
 }
 
 // session is a PKCS#11 session: the service's session number on the
 // connection of generation gen.
 type session struct {
 	handle uint64
-	slot   *slot
+	slot   uint64
 	wireID uint32
 	gen    uint64
-	rw     bool
 	sign   *signOp
 }
 
@@ -171,8 +170,7 @@ func (m *module) reset() {
 	m.waiting = false
 	m.stop = make(chan struct{})
 	m.gen++
-	m.slots = nil
-	m.bySerial = map[string]*slot{}
+	m.slots = map[uint64]*slot{}
 	m.sessions = map[uint64]*session{}
 	m.nextSess = 0
 	m.lengths = map[lengthKey]int{}
@@ -274,9 +272,6 @@ func (m *module) lost(why error) {
 	m.be = nil
 	m.gen++
 	clear(m.lengths)
-	for _, s := range m.slots {
-		s.present = false
-	}
 }
 
 // connID names a connection of one C_Initialize; see unlocked.
@@ -309,14 +304,32 @@ func (m *module) result(err error, gone rv) rv {
 	if errors.Is(err, wire.ErrFrameTooLarge) {
 		return ckrDataLenRange // refused before sending: the connection is fine
 	}
-	if !isStatusError(err) {
+	if !isStatusError(err) || wire.StatusOf(err) == wire.ServiceStopping {
 		m.lost(err)
 		return gone
 	}
-	st := wire.StatusOf(err)
-	if st == wire.ServiceStopping {
+	return rvOf(err)
+}
+
+// withConn runs fn on the connection, dialing it if there is none. A
+// connection that turns out dead (the service restarted since the last
+// call) is dropped and fn tried once more on a new one. up is false when
+// the service cannot be reached; err is then nil.
+func (m *module) withConn(fn func(Backend) error) (err error, up bool) {
+	for range 2 {
+		had := m.be != nil
+		b, ok := m.conn()
+		if !ok {
+			return nil, false
+		}
+		err = fn(b)
+		if err == nil || (isStatusError(err) && wire.StatusOf(err) != wire.ServiceStopping) {
+			return err, true
+		}
 		m.lost(err)
-		return gone
+		if !had {
+			break
+		}
 	}
-	return statusToRV(st)
+	return nil, false
 }

@@ -37,9 +37,22 @@ func openSession(t *testing.T, m *module, rw bool) uint64 {
 	if rw {
 		flags |= ckfRWSession
 	}
-	h, r := m.OpenSession(0, flags)
+	h, r := m.OpenSession(cardSlot(t, m), flags)
 	want(t, "C_OpenSession", r, ckrOK)
 	return h
+}
+
+// cardSlot is the slot of the test card: the first the module lists (the
+// service names slots; a card's slot ID derives from its serial).
+func cardSlot(t *testing.T, m *module) uint64 {
+	t.Helper()
+	ids := make([]uint64, 8)
+	n, r := m.GetSlotList(false, ids)
+	want(t, "C_GetSlotList", r, ckrOK)
+	if n == 0 || ids[0] == 0 {
+		t.Fatalf("slots %v: no card's", ids[:n])
+	}
+	return ids[0]
 }
 
 func pinOf(s string) secret.Secret { return secret.FromString(s) }
@@ -173,17 +186,18 @@ func TestSlotsAndTokens(t *testing.T) {
 	ids := make([]uint64, 4)
 	n, r = m.GetSlotList(true, ids)
 	want(t, "C_GetSlotList", r, ckrOK)
-	if n != 1 || ids[0] != 0 {
-		t.Errorf("slots %v", ids[:n])
+	if n != 1 || ids[0] == 0 || ids[0] > 0x7fffffff {
+		t.Errorf("slots %v, want one card's slot: not 0, 31 bits", ids[:n])
 	}
+	slot := ids[0]
 
-	si, r := m.GetSlotInfo(0)
+	si, r := m.GetSlotInfo(slot)
 	want(t, "C_GetSlotInfo", r, ckrOK)
 	if si.Flags&(ckfTokenPresent|ckfRemovableDevice) != ckfTokenPresent|ckfRemovableDevice || si.Flags&ckfHWSlot != 0 {
 		t.Errorf("slot flags %#x", si.Flags)
 	}
 
-	ti, r := m.GetTokenInfo(0)
+	ti, r := m.GetTokenInfo(slot)
 	want(t, "C_GetTokenInfo", r, ckrOK)
 	if ti.Label != testLabel || ti.Serial != s.serial || ti.Manufacturer != "tpmcard" || ti.Model == "" {
 		t.Errorf("token info %+v", ti)
@@ -200,15 +214,15 @@ func TestSlotsAndTokens(t *testing.T) {
 	}
 
 	// Mechanisms, two calls.
-	n, r = m.GetMechanismList(0, nil)
+	n, r = m.GetMechanismList(slot, nil)
 	want(t, "C_GetMechanismList(NULL)", r, ckrOK)
 	if n < 10 {
 		t.Fatalf("%d mechanisms", n)
 	}
-	_, r = m.GetMechanismList(0, make([]uint64, 1))
+	_, r = m.GetMechanismList(slot, make([]uint64, 1))
 	want(t, "C_GetMechanismList(short)", r, ckrBufferTooSmall)
 	mechs := make([]uint64, n)
-	_, r = m.GetMechanismList(0, mechs)
+	_, r = m.GetMechanismList(slot, mechs)
 	want(t, "C_GetMechanismList", r, ckrOK)
 	for _, mech := range []uint64{p11.CKMECDSA, p11.CKMECDSASHA256, p11.CKMRSAPKCS, p11.CKMSHA256RSAPKCSPSS, p11.CKMECKeyPairGen, p11.CKMRSAPKCSKeyPairGen} {
 		found := false
@@ -219,12 +233,12 @@ func TestSlotsAndTokens(t *testing.T) {
 			t.Errorf("mechanism %#x missing", mech)
 		}
 	}
-	mi, r := m.GetMechanismInfo(0, p11.CKMECDSA)
+	mi, r := m.GetMechanismInfo(slot, p11.CKMECDSA)
 	want(t, "C_GetMechanismInfo", r, ckrOK)
 	if mi.MinKeyBits != 256 || mi.Flags&0x800 == 0 {
 		t.Errorf("CKM_ECDSA info %+v", mi)
 	}
-	_, r = m.GetMechanismInfo(0, 0x1234)
+	_, r = m.GetMechanismInfo(slot, 0x1234)
 	want(t, "C_GetMechanismInfo(unknown)", r, ckrMechanismInvalid)
 	_, r = m.GetMechanismList(3, nil)
 	want(t, "C_GetMechanismList(bad slot)", r, ckrSlotIDInvalid)
@@ -234,14 +248,14 @@ func TestSessionsAndLogin(t *testing.T) {
 	startService(t)
 	m := newTestModule(t)
 
-	_, r := m.OpenSession(0, 0)
+	_, r := m.OpenSession(cardSlot(t, m), 0)
 	want(t, "C_OpenSession(no SERIAL)", r, ckrSessionParallelNotSupported)
 	ro := openSession(t, m, false)
 	rw := openSession(t, m, true)
 
 	si, r := m.GetSessionInfo(ro)
 	want(t, "C_GetSessionInfo", r, ckrOK)
-	if si.State != cksROPublic || si.Flags != ckfSerialSession || si.Slot != 0 {
+	if si.State != cksROPublic || si.Flags != ckfSerialSession || si.Slot != cardSlot(t, m) {
 		t.Errorf("RO session info %+v", si)
 	}
 	si, _ = m.GetSessionInfo(rw)
@@ -260,7 +274,7 @@ func TestSessionsAndLogin(t *testing.T) {
 	want(t, "C_Login(context-specific, no op)", m.Login(ro, ckuContextSpecific, pinOf(testPIN)), ckrOperationNotInitialized)
 	want(t, "C_Login(SO with an RO session)", m.Login(rw, ckuSO, pinOf(testPUK)), ckrSessionReadOnlyExists)
 	want(t, "C_Login(wrong PIN)", m.Login(ro, ckuUser, pinOf("00000000")), ckrPINIncorrect)
-	ti, _ := m.GetTokenInfo(0)
+	ti, _ := m.GetTokenInfo(cardSlot(t, m))
 	if ti.Flags&uint64(wire.FlagUserPINCountLow) == 0 {
 		t.Errorf("token flags %#x lack CKF_USER_PIN_COUNT_LOW after a wrong PIN", ti.Flags)
 	}
@@ -284,7 +298,7 @@ func TestSessionsAndLogin(t *testing.T) {
 	want(t, "C_Logout again", m.Logout(ro), ckrUserNotLoggedIn)
 	want(t, "C_CloseSession", m.CloseSession(ro), ckrOK)
 	want(t, "C_CloseSession again", m.CloseSession(ro), ckrSessionHandleInvalid)
-	want(t, "C_CloseAllSessions", m.CloseAllSessions(0), ckrOK)
+	want(t, "C_CloseAllSessions", m.CloseAllSessions(cardSlot(t, m)), ckrOK)
 	_, r = m.GetSessionInfo(rw)
 	want(t, "C_GetSessionInfo after C_CloseAllSessions", r, ckrSessionHandleInvalid)
 }
@@ -418,7 +432,7 @@ func TestPINLifecycle(t *testing.T) {
 	for i := 0; i < pinTries-1; i++ {
 		want(t, "C_Login(wrong)", m.Login(h, ckuUser, pinOf("00000000")), ckrPINIncorrect)
 	}
-	ti, _ := m.GetTokenInfo(0)
+	ti, _ := m.GetTokenInfo(cardSlot(t, m))
 	if ti.Flags&uint64(wire.FlagUserPINFinalTry) == 0 {
 		t.Errorf("flags %#x lack CKF_USER_PIN_FINAL_TRY", ti.Flags)
 	}
@@ -427,7 +441,7 @@ func TestPINLifecycle(t *testing.T) {
 		t.Fatalf("C_Login(wrong, last) = %v", r)
 	}
 	want(t, "C_Login(locked)", m.Login(h, ckuUser, pinOf("11223344")), ckrPINLocked)
-	ti, _ = m.GetTokenInfo(0)
+	ti, _ = m.GetTokenInfo(cardSlot(t, m))
 	if ti.Flags&uint64(wire.FlagUserPINLocked) == 0 {
 		t.Errorf("flags %#x lack CKF_USER_PIN_LOCKED", ti.Flags)
 	}
@@ -509,6 +523,7 @@ func TestThreads(t *testing.T) {
 	priv := privateKey(t, m, login)
 	pub := s.key.Public.(*ecdsa.PublicKey)
 	digest := sha256.Sum256([]byte("threads"))
+	slot := cardSlot(t, m)
 
 	var wg sync.WaitGroup
 	errs := make(chan string, 100)
@@ -516,7 +531,7 @@ func TestThreads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, r := m.OpenSession(0, ckfSerialSession)
+			h, r := m.OpenSession(slot, ckfSerialSession)
 			if r != ckrOK {
 				errs <- "C_OpenSession: " + r.String()
 				return
@@ -537,7 +552,7 @@ func TestThreads(t *testing.T) {
 				if !ecdsa.Verify(pub, digest[:], rr, ss) {
 					errs <- "bad signature"
 				}
-				if _, r := m.GetTokenInfo(0); r != ckrOK {
+				if _, r := m.GetTokenInfo(slot); r != ckrOK {
 					errs <- "C_GetTokenInfo: " + r.String()
 				}
 			}
@@ -572,9 +587,9 @@ func TestServiceRestart(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d slots while the service is down, want the card's slot", n)
 	}
-	_, r = m.GetTokenInfo(0)
+	_, r = m.GetTokenInfo(cardSlot(t, m))
 	want(t, "C_GetTokenInfo, service down", r, ckrTokenNotPresent)
-	_, r = m.OpenSession(0, ckfSerialSession)
+	_, r = m.OpenSession(cardSlot(t, m), ckfSerialSession)
 	want(t, "C_OpenSession, service down", r, ckrTokenNotPresent)
 
 	s.start()
@@ -664,7 +679,7 @@ func TestWaitForSlotEvent(t *testing.T) {
 		t.Skip("the service does not report events")
 	}
 	want(t, "C_WaitForSlotEvent", res.r, ckrOK)
-	if res.slot != 0 {
+	if res.slot != cardSlot(t, m) {
 		t.Errorf("event on slot %d", res.slot)
 	}
 	_, r = m.WaitForSlotEvent(ckfDontBlock)

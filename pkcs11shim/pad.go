@@ -1,10 +1,15 @@
 package main
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // pad writes s into a fixed-width CK_UTF8CHAR field, blank-padded and not
 // NUL-terminated (PKCS#11 v2.40 §3.2), cut at a character boundary when s
-// is too long.
+// is too long. The slot and token fields come padded from the service
+// (service/server/slots.go) and are copied as they are; pad cuts only the
+// module's own CK_INFO strings.
 func pad(dst []byte, s string) {
 	n := 0
 	for n < len(s) {
@@ -19,3 +24,6 @@ func pad(dst []byte, s string) {
 		dst[i] = ' '
 	}
 }
+
+// unpad is a padded field without its blanks; pad gives the same bytes back.
+func unpad(b []byte) string { return strings.TrimRight(string(b), " ") }

@@ -8,29 +8,30 @@ import (
 // ---------------------------------------------------------------------------
 // Sessions (§5.6).
 
-// OpenSession is C_OpenSession.
+// OpenSession is C_OpenSession. The service checks the flags
+// (CKF_SERIAL_SESSION, CKF_RW_SESSION against an SO login) and the slot.
 func (m *module) OpenSession(id, flags uint64) (uint64, rv) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.ready(); r != ckrOK {
 		return 0, r
 	}
-	if flags&ckfSerialSession == 0 {
-		return 0, ckrSessionParallelNotSupported
+	var wid uint32
+	err, up := m.withConn(func(b Backend) (err error) {
+		wid, err = b.OpenSlotSession(id, flags)
+		return err
+	})
+	switch {
+	case !up:
+		return 0, m.slotRV(id)
+	case err != nil:
+		return 0, m.slotFailed(id, err)
 	}
-	s, b, r := m.presentSlot(id)
-	if r != ckrOK {
-		return 0, r
-	}
-	rw := flags&ckfRWSession != 0
-	wid, err := b.OpenSession(s.serial, rw)
-	if err != nil {
-		return 0, m.result(err, ckrTokenNotPresent)
-	}
+	m.remember(id)
 	m.nextSess++
-	ss := &session{handle: m.nextSess, slot: s, wireID: wid, gen: m.gen, rw: rw}
+	ss := &session{handle: m.nextSess, slot: id, wireID: wid, gen: m.gen}
 	m.sessions[ss.handle] = ss
-	m.log.printf("C_OpenSession slot=%d rw=%v -> %d", id, rw, ss.handle)
+	m.log.printf("C_OpenSession slot=%d flags=%#x -> %d", id, flags, ss.handle)
 	return ss.handle, ckrOK
 }
 
@@ -66,11 +67,7 @@ func (m *module) CloseSession(h uint64) rv {
 	if s.gen != m.gen || m.be == nil {
 		return ckrOK
 	}
-	r := m.result(m.be.CloseSession(s.wireID), ckrOK)
-	if r == ckrSessionHandleInvalid {
-		r = ckrOK // the service had forgotten it already
-	}
-	return r
+	return m.result(m.be.CloseSession(s.wireID), ckrOK)
 }
 
 // CloseAllSessions is C_CloseAllSessions.
@@ -80,21 +77,20 @@ func (m *module) CloseAllSessions(id uint64) rv {
 	if r := m.ready(); r != ckrOK {
 		return r
 	}
-	s, r := m.slot(id)
-	if r != ckrOK {
-		return r
-	}
 	live := false
 	for h, ss := range m.sessions {
-		if ss.slot == s {
+		if ss.slot == id {
 			live = live || ss.gen == m.gen
 			delete(m.sessions, h)
 		}
 	}
-	if !live || m.be == nil {
-		return ckrOK
+	if live && m.be != nil {
+		return m.result(m.be.CloseSlotSessions(id), ckrOK)
 	}
-	return m.result(m.be.CloseAllSessions(s.serial), ckrOK)
+	if !m.known(id) {
+		return ckrSlotIDInvalid
+	}
+	return ckrOK
 }
 
 // SessionInfo is CK_SESSION_INFO.
@@ -114,15 +110,12 @@ func (m *module) GetSessionInfo(h uint64) (SessionInfo, rv) {
 	if err != nil {
 		return SessionInfo{}, m.result(err, ckrDeviceRemoved)
 	}
-	si := SessionInfo{Slot: s.slot.id, State: uint64(st.State), Flags: ckfSerialSession}
-	if s.rw {
-		si.Flags |= ckfRWSession
-	}
-	return si, ckrOK
+	return SessionInfo{Slot: st.Slot, State: uint64(st.State), Flags: st.Flags}, ckrOK
 }
 
-// Login is C_Login. The PIN goes to the service and nowhere else; the
-// caller wipes it.
+// Login is C_Login with the raw CK_USER_TYPE, which the service checks, as
+// it checks the SO's rule (no read-only session). The PIN goes to the
+// service and nowhere else; the caller wipes it.
 func (m *module) Login(h, userType uint64, pin secret.Secret) rv {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -130,26 +123,7 @@ func (m *module) Login(h, userType uint64, pin secret.Secret) rv {
 	if r != ckrOK {
 		return r
 	}
-	var ut wire.UserType
-	switch userType {
-	case ckuUser:
-		ut = wire.UserNormal
-	case ckuSO:
-		ut = wire.UserSO
-		for _, o := range m.sessions {
-			if o.slot == s.slot && o.gen == m.gen && !o.rw {
-				return ckrSessionReadOnlyExists
-			}
-		}
-	case ckuContextSpecific:
-		if s.sign == nil {
-			return ckrOperationNotInitialized
-		}
-		ut = wire.UserContextSpecific
-	default:
-		return ckrUserTypeInvalid
-	}
-	r = m.result(b.Login(s.wireID, ut, pin), ckrDeviceRemoved)
+	r = m.result(b.Login(s.wireID, wire.UserType(userType), pin), ckrDeviceRemoved)
 	m.log.printf("C_Login session=%d user=%d -> %v", h, userType, r)
 	return r
 }

@@ -1,79 +1,85 @@
 package main
 
 import (
+	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 
 // ---------------------------------------------------------------------------
-// Slots and tokens (§5.5).
+// Slots and tokens (§5.5). The service names the slots and describes them
+// ready to copy (service/server/slots.go); the module only remembers the
+// slot IDs it was given, for the time the service is away.
 
-// refresh asks the service for its cards and updates the slots. It
-// reports whether the service answered.
-func (m *module) refresh() bool {
-	had := m.be != nil
-	b, ok := m.conn()
-	if !ok {
-		return false
-	}
-	cards, err := b.ListCards()
-	if err != nil {
-		m.result(err, ckrTokenNotPresent)
-		if isStatusError(err) { // e.g. permission denied: no cards for us
-			for _, s := range m.slots {
-				s.present = false
-			}
-			return true
+// remember records slot IDs the service named.
+func (m *module) remember(ids ...uint64) {
+	for _, id := range ids {
+		if id != 0 && m.slots[id] == nil {
+			m.slots[id] = &slot{id: id}
 		}
-		if had {
-			// The service restarted since the last call: the old
-			// connection is dead, a new one may work.
-			return m.refresh()
-		}
-		return false
 	}
-	for _, s := range m.slots {
-		s.present = false
-	}
-	for _, ti := range cards {
-		s := m.bySerial[ti.Serial]
-		if s == nil {
-			s = m.addSlot(ti.Serial)
-		}
-		s.info = ti
-		s.present = true
-	}
-	return true
 }
 
-func (m *module) addSlot(serial string) *slot {
-	s := &slot{id: uint64(len(m.slots)), serial: serial}
-	m.slots = append(m.slots, s)
-	m.bySerial[serial] = s
-	return s
+// known reports whether id is a slot of this application: one the service
+// named, or the empty slot 0 while it named none.
+func (m *module) known(id uint64) bool {
+	return m.slots[id] != nil || (id == 0 && len(m.slots) == 0)
+}
+
+// slotRV is the CK_RV for a slot the service could not be asked about, or
+// does not know since it restarted: a slot of this application has no
+// token, any other is invalid.
+func (m *module) slotRV(id uint64) rv {
+	if m.known(id) {
+		return ckrTokenNotPresent
+	}
+	return ckrSlotIDInvalid
+}
+
+// slotFailed maps the service's answer to a slot request: SlotInvalid for
+// a slot of this application is a card gone with the service's restart.
+func (m *module) slotFailed(id uint64, err error) rv {
+	if wire.StatusOf(err) == wire.SlotInvalid {
+		return m.slotRV(id)
+	}
+	return rvOf(err)
 }
 
 // GetSlotList is C_GetSlotList. list nil asks for the count only; a list
 // too short gets CKR_BUFFER_TOO_SMALL. n is the number of slots either way.
-// With no card known and the service down, one empty slot shows, the one
-// the first card will take.
+// The slots of cards gone since an earlier connection show, without a
+// token; with no card known and the service down, one empty slot shows.
 func (m *module) GetSlotList(tokenPresent bool, list []uint64) (n int, r rv) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.ready(); r != ckrOK {
 		return 0, r
 	}
-	m.refresh()
 	var ids []uint64
-	for _, s := range m.slots {
-		if s.present || !tokenPresent {
-			ids = append(ids, s.id)
-		}
+	err, up := m.withConn(func(b Backend) (err error) {
+		ids, err = b.SlotList(tokenPresent)
+		return err
+	})
+	if err != nil {
+		return 0, rvOf(err)
 	}
-	if len(m.slots) == 0 && !tokenPresent {
-		ids = append(ids, 0)
+	m.remember(ids...)
+	if !up {
+		ids = nil
+	}
+	if !tokenPresent {
+		for id := range m.slots {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		if len(m.slots) > 0 {
+			ids = slices.DeleteFunc(ids, func(id uint64) bool { return id == 0 })
+		} else if len(ids) == 0 {
+			ids = []uint64{0}
+		}
+		slices.Sort(ids)
 	}
 	if list == nil {
 		return len(ids), ckrOK
@@ -85,43 +91,47 @@ func (m *module) GetSlotList(tokenPresent bool, list []uint64) (n int, r rv) {
 	return len(ids), ckrOK
 }
 
-// slot returns a slot by ID; with no card known, slot 0 exists, empty.
-func (m *module) slot(id uint64) (*slot, rv) {
-	if id < uint64(len(m.slots)) {
-		return m.slots[id], ckrOK
-	}
-	if id == 0 && len(m.slots) == 0 {
-		return &slot{}, ckrOK
-	}
-	return nil, ckrSlotIDInvalid
-}
-
 // SlotInfo is CK_SLOT_INFO.
 type SlotInfo struct {
 	Description, Manufacturer string
 	Flags                     uint64
 }
 
-// GetSlotInfo is C_GetSlotInfo.
+// slotInfo is the service's CK_SLOT_INFO, its blank padding trimmed (the C
+// layer pads again, to the same bytes).
+func slotInfo(d wire.SlotDescription) SlotInfo {
+	return SlotInfo{Description: unpad(d.Description), Manufacturer: unpad(d.Manufacturer), Flags: d.Flags}
+}
+
+// GetSlotInfo is C_GetSlotInfo: the service's answer, or, while it is away,
+// its last one for the slot without the token.
 func (m *module) GetSlotInfo(id uint64) (SlotInfo, rv) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.ready(); r != ckrOK {
 		return SlotInfo{}, r
 	}
-	if m.be == nil {
-		m.refresh()
-	}
-	s, r := m.slot(id)
-	if r != ckrOK {
-		return SlotInfo{}, r
+	var d wire.SlotDescription
+	err, up := m.withConn(func(b Backend) (err error) {
+		d, err = b.SlotInfo(id)
+		return err
+	})
+	switch {
+	case up && err == nil:
+		m.remember(id)
+		if s := m.slots[id]; s != nil {
+			s.info = &d
+		}
+		return slotInfo(d), ckrOK
+	case up && wire.StatusOf(err) != wire.SlotInvalid:
+		return SlotInfo{}, rvOf(err)
+	case !m.known(id):
+		return SlotInfo{}, ckrSlotIDInvalid
 	}
 	si := SlotInfo{Description: slotDescription, Manufacturer: libraryManufacturer, Flags: ckfRemovableDevice}
-	if s.present {
-		si.Flags |= ckfTokenPresent
-		if !s.info.Simulated {
-			si.Flags |= ckfHWSlot
-		}
+	if s := m.slots[id]; s != nil && s.info != nil {
+		si = slotInfo(*s.info)
+		si.Flags &^= ckfTokenPresent | ckfHWSlot
 	}
 	return si, ckrOK
 }
@@ -135,73 +145,46 @@ type TokenInfo struct {
 	TotalPublic, FreePublic, TotalPriv, FreePriv uint64
 }
 
-// GetTokenInfo is C_GetTokenInfo. The flags are the service's, whose bits
-// are CK_TOKEN_INFO's.
+// GetTokenInfo is C_GetTokenInfo, the service's answer as it is.
 func (m *module) GetTokenInfo(id uint64) (TokenInfo, rv) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.ready(); r != ckrOK {
 		return TokenInfo{}, r
 	}
-	m.refresh()
-	s, r := m.slot(id)
-	if r != ckrOK {
-		return TokenInfo{}, r
+	var d wire.TokenDescription
+	err, up := m.withConn(func(b Backend) (err error) {
+		d, err = b.TokenInfo(id)
+		return err
+	})
+	switch {
+	case !up:
+		return TokenInfo{}, m.slotRV(id)
+	case err != nil:
+		return TokenInfo{}, m.slotFailed(id, err)
 	}
-	if !s.present {
-		return TokenInfo{}, ckrTokenNotPresent
-	}
-	ti := s.info
-	label := ti.Label
-	if label == "" {
-		label = "tpmcard " + ti.Serial
-	}
-	if ti.State.Damaged() {
-		// CK_TOKEN_INFO has no field for it: the label, which tools show,
-		// ends with the state ("(lost)", "(destroy incomplete)"), within
-		// its 32 bytes.
-		suffix := " (" + ti.State.String() + ")"
-		label = truncateUTF8(label, 32-len(suffix)) + suffix
-	}
+	m.remember(id)
 	return TokenInfo{
-		Label: label, Manufacturer: ti.Manufacturer, Model: ti.Model, Serial: ti.Serial,
-		Flags:       uint64(ti.Flags),
-		MaxSessions: ckEffectivelyInfinite, Sessions: ckUnavailableInformation,
-		MaxRW: ckEffectivelyInfinite, RW: ckUnavailableInformation,
-		MaxPINLen: uint64(max(ti.MaxPINLen, 0)), MinPINLen: uint64(max(ti.MinPINLen, 0)),
-		TotalPublic: ckUnavailableInformation, FreePublic: ckUnavailableInformation,
-		TotalPriv: ckUnavailableInformation, FreePriv: ckUnavailableInformation,
+		Label: unpad(d.Label), Manufacturer: unpad(d.Manufacturer), Model: unpad(d.Model), Serial: unpad(d.SerialNumber),
+		Flags:       d.Flags,
+		MaxSessions: d.MaxSessionCount, Sessions: d.SessionCount, MaxRW: d.MaxRWSessionCount, RW: d.RWSessionCount,
+		MaxPINLen: d.MaxPINLen, MinPINLen: d.MinPINLen,
+		TotalPublic: d.TotalPublicMemory, FreePublic: d.FreePublicMemory,
+		TotalPriv: d.TotalPrivateMemory, FreePriv: d.FreePrivateMemory,
 	}, ckrOK
 }
 
-// presentSlot returns a slot whose token is there, with the connection.
-func (m *module) presentSlot(id uint64) (*slot, Backend, rv) {
-	s, r := m.slot(id)
-	if r != ckrOK {
-		return nil, nil, r
-	}
-	if !s.present || m.be == nil {
-		if !m.refresh() {
-			return nil, nil, ckrTokenNotPresent
-		}
-		if s, r = m.slot(id); r != ckrOK {
-			return nil, nil, r
-		}
-	}
-	if !s.present || m.be == nil {
-		return nil, nil, ckrTokenNotPresent
-	}
-	return s, m.be, ckrOK
-}
-
 func (m *module) mechanisms(id uint64) ([]wire.MechanismInfo, rv) {
-	s, b, r := m.presentSlot(id)
-	if r != ckrOK {
-		return nil, r
-	}
-	mechs, err := b.Mechanisms(s.serial)
-	if err != nil {
-		return nil, m.result(err, ckrTokenNotPresent)
+	var mechs []wire.MechanismInfo
+	err, up := m.withConn(func(b Backend) (err error) {
+		mechs, err = b.SlotMechanisms(id)
+		return err
+	})
+	switch {
+	case !up:
+		return nil, m.slotRV(id)
+	case err != nil:
+		return nil, m.slotFailed(id, err)
 	}
 	return mechs, ckrOK
 }
@@ -274,7 +257,7 @@ func (m *module) WaitForSlotEvent(flags uint64) (uint64, rv) {
 			m.eventError(err)
 			return 0, ckrNoEvent
 		}
-		return m.eventSlot(ev.Serial), ckrOK
+		return m.eventSlot(ev), ckrOK
 	}
 	if m.waiting {
 		return 0, ckrFunctionFailed // one blocking wait at a time
@@ -303,11 +286,14 @@ func (m *module) WaitForSlotEvent(flags uint64) (uint64, rv) {
 		}
 		if down {
 			// The service is back: its cards reappear.
-			m.refresh()
-			for _, s := range m.slots {
-				if s.present {
-					return s.id, ckrOK
-				}
+			var ids []uint64
+			err, up := m.withConn(func(b Backend) (err error) {
+				ids, err = b.SlotList(true)
+				return err
+			})
+			if up && err == nil && len(ids) > 0 {
+				m.remember(ids...)
+				return ids[0], ckrOK
 			}
 			down = false
 		}
@@ -319,14 +305,14 @@ func (m *module) WaitForSlotEvent(flags uint64) (uint64, rv) {
 		}
 		switch {
 		case err == nil:
-			return m.eventSlot(ev.Serial), ckrOK
+			return m.eventSlot(ev), ckrOK
 		case wire.StatusOf(err) == wire.Timeout:
 			continue
 		case wire.StatusOf(err) == wire.Unsupported:
 			return 0, ckrFunctionNotSupported
 		}
 		if !m.eventError(err) {
-			return 0, statusToRV(wire.StatusOf(err))
+			return 0, rvOf(err)
 		}
 		down = true
 	}
@@ -359,23 +345,8 @@ func (m *module) eventError(err error) bool {
 	return true
 }
 
-// eventSlot returns the slot of the card an event names, adding one for a
-// new card.
-func (m *module) eventSlot(serial string) uint64 {
-	s := m.bySerial[serial]
-	if s == nil {
-		s = m.addSlot(serial)
-	}
-	return s.id
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+// eventSlot returns the slot an event names, remembering a new card's.
+func (m *module) eventSlot(ev wire.Event) uint64 {
+	m.remember(ev.Slot)
+	return ev.Slot
 }

@@ -6,94 +6,45 @@ import (
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 
-// statusRV is the one table from service status to CK_RV (CONVENTIONS 4).
-// A status missing here, a newer server's say, becomes CKR_FUNCTION_FAILED.
-var statusRV = map[wire.Status]rv{
-	wire.OK:                 ckrOK,
-	wire.Unsupported:        ckrFunctionNotSupported,
-	wire.BadRequest:         ckrArgumentsBad,
-	wire.Internal:           ckrFunctionFailed,
-	wire.VersionMismatch:    ckrDeviceError,
-	wire.ServiceStopping:    ckrDeviceRemoved,
-	wire.TooManyConnections: ckrDeviceError,
-	wire.Timeout:            ckrFunctionFailed,
-	wire.PermissionDenied:   ckrActionProhibited,
-
-	wire.NotFound:       ckrObjectHandleInvalid,
-	wire.CardNotFound:   ckrTokenNotPresent,
-	wire.KeyNotFound:    ckrKeyHandleInvalid,
-	wire.ObjectNotFound: ckrObjectHandleInvalid,
-
-	wire.PINIncorrect: ckrPINIncorrect,
-	wire.PINLocked:    ckrPINLocked,
-	wire.PINExpired:   ckrPINExpired,
-	wire.PINLenRange:  ckrPINLenRange,
-	wire.PINInvalid:   ckrPINInvalid,
-	wire.PUKIncorrect: ckrPINIncorrect,
-	wire.PUKLocked:    ckrPINLocked,
-	wire.CardBlocked:  ckrPINLocked,
-	wire.NoPUK:        ckrUserTypeInvalid, // no SO credential on this card
-
-	wire.NotLoggedIn:             ckrUserNotLoggedIn,
-	wire.AlreadyLoggedIn:         ckrUserAlreadyLoggedIn,
-	wire.AnotherUserLoggedIn:     ckrUserAnotherAlreadyLoggedIn,
-	wire.SessionInvalid:          ckrSessionHandleInvalid,
-	wire.OperationActive:         ckrOperationActive,
-	wire.OperationNotInitialized: ckrOperationNotInitialized,
-	wire.SessionReadOnly:         ckrSessionReadOnly,
-	wire.UserTypeInvalid:         ckrUserTypeInvalid,
-	wire.TooManySessions:         ckrSessionCount,
-
-	wire.MechanismInvalid:      ckrMechanismInvalid,
-	wire.MechanismParamInvalid: ckrMechanismParamInvalid,
-	wire.KeyTypeInconsistent:   ckrKeyTypeInconsistent,
-	wire.UnsupportedAlgorithm:  ckrAttributeValueInvalid,
-
-	wire.AttributeSensitive:    ckrAttributeSensitive,
-	wire.AttributeInvalid:      ckrAttributeTypeInvalid,
-	wire.AttributeValueInvalid: ckrAttributeValueInvalid,
-	wire.TemplateIncomplete:    ckrTemplateIncomplete,
-	wire.TemplateInconsistent:  ckrTemplateInconsistent,
-
-	wire.DataInvalid:        ckrDataInvalid,
-	wire.DataLenRange:       ckrDataLenRange,
-	wire.CertificateInvalid: ckrAttributeValueInvalid,
-
-	wire.CardLost:          ckrDeviceError,
-	wire.TPMUnreachable:    ckrDeviceRemoved,
-	wire.CardAltered:       ckrDeviceError,
-	wire.CardOutdated:      ckrTokenNotRecognized,
-	wire.TPMBusy:           ckrFunctionFailed,
-	wire.TPMFailure:        ckrDeviceError,
-	wire.NVSpaceExhausted:  ckrDeviceMemory,
-	wire.DestroyIncomplete: ckrDeviceError,
-
-	// The state directory: a full disk is out of memory to PKCS#11, a
-	// read-only one a write-protected token.
-	wire.StateDirFull:       ckrDeviceMemory,
-	wire.StateDirReadOnly:   ckrTokenWriteProtected,
-	wire.StateDirPermission: ckrDeviceError,
-
-	// The administrator's offline unblock (not reachable through PKCS#11,
-	// mapped for completeness).
-	wire.NoAdminKey:       ckrFunctionNotSupported,
-	wire.NoChallenge:      ckrOperationNotInitialized,
-	wire.ChallengeExpired: ckrOperationNotInitialized,
-	wire.ResponseInvalid:  ckrSignatureInvalid,
-}
-
-// statusToRV maps a status through statusRV.
-func statusToRV(s wire.Status) rv {
-	if r, ok := statusRV[s]; ok {
-		return r
+// rvOf is the CK_RV of a service reply: the one the service chose
+// (wire.StatusError.RV, service/server/ckrv.go). The module has no table of
+// its own. A reply without one is an UnsupportedReply (an older service
+// that does not know the request: CKR_FUNCTION_NOT_SUPPORTED) or an error
+// the module made itself; anything else is CKR_FUNCTION_FAILED. The module
+// and the service ship and are installed together, so a service that sends
+// statuses without RVs is not one to cater for.
+func rvOf(err error) rv {
+	if err == nil {
+		return ckrOK
+	}
+	se, ok := statusError(err)
+	switch {
+	case !ok:
+		return ckrFunctionFailed
+	case se.RV != 0:
+		return rv(se.RV)
+	case se.Status == wire.Unsupported:
+		return ckrFunctionNotSupported
 	}
 	return ckrFunctionFailed
+}
+
+// statusError returns the reply of the service in err's chain.
+func statusError(err error) (wire.StatusError, bool) {
+	var pe *wire.StatusError
+	if errors.As(err, &pe) && pe != nil {
+		return *pe, true
+	}
+	var ve wire.StatusError
+	if errors.As(err, &ve) {
+		return ve, true
+	}
+	return wire.StatusError{}, false
 }
 
 // isStatusError reports whether err is a reply of the service (as opposed
 // to a broken connection).
 func isStatusError(err error) bool {
-	var pe *wire.StatusError
-	var ve wire.StatusError
-	return errors.As(err, &pe) || errors.As(err, &ve)
+	_, ok := statusError(err)
+	return ok
 }

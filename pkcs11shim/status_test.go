@@ -1,53 +1,50 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/tpmcard/tpmcard/service/p11"
+	"github.com/tpmcard/tpmcard/service/server"
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 
-// TestStatusTable checks the status table both ways: every status the wire
-// package defines has its own entry, and every CK_RV the table produces is
-// a PKCS#11 code (rvNames, whose values the C ABI test checks against the
-// header).
-func TestStatusTable(t *testing.T) {
-	for _, s := range wire.Statuses() {
-		r, ok := statusRV[s]
-		if !ok {
-			t.Errorf("status %v has no CK_RV", s)
-			continue
-		}
-		if _, ok := rvNames[r]; !ok {
-			t.Errorf("status %v maps to %#x, not a PKCS#11 code this module knows", s, uint64(r))
-		}
-		if (s == wire.OK) != (r == ckrOK) {
-			t.Errorf("status %v maps to %v", s, r)
+// TestServiceRVs checks that the CK_RVs the service sends are the module's:
+// every p11.CKR* constant has the value and name of the module's (rvNames,
+// whose values the C ABI test checks against the header), and every CK_RV
+// the service's table gives, for any request and status, is one of them.
+func TestServiceRVs(t *testing.T) {
+	for v, name := range p11.RVNames {
+		if got := rvNames[rv(v)]; got != name {
+			t.Errorf("p11 names %#x %s, the module %q", v, name, got)
 		}
 	}
-	for s := range statusRV {
-		if !s.Known() {
-			t.Errorf("table entry for unknown status %v", s)
+	for _, ty := range wire.Types() {
+		for _, s := range append(wire.Statuses(), wire.Status(9999)) {
+			r := server.RV(ty, s)
+			if _, ok := rvNames[rv(r)]; !ok {
+				t.Errorf("%v in reply to %v: CK_RV %#x is not a PKCS#11 code this module knows", s, ty, r)
+			}
 		}
 	}
-	if got := statusToRV(wire.Status(9999)); got != ckrFunctionFailed {
-		t.Errorf("unknown status maps to %v, want CKR_FUNCTION_FAILED", got)
-	}
+}
+
+func TestRVOf(t *testing.T) {
 	for _, tc := range []struct {
-		s wire.Status
-		r rv
+		name string
+		err  error
+		want rv
 	}{
-		{wire.PINIncorrect, ckrPINIncorrect}, {wire.PINLocked, ckrPINLocked}, {wire.PINExpired, ckrPINExpired},
-		{wire.PINLenRange, ckrPINLenRange}, {wire.PINInvalid, ckrPINInvalid}, {wire.NotLoggedIn, ckrUserNotLoggedIn},
-		{wire.AlreadyLoggedIn, ckrUserAlreadyLoggedIn}, {wire.AnotherUserLoggedIn, ckrUserAnotherAlreadyLoggedIn},
-		{wire.SessionInvalid, ckrSessionHandleInvalid}, {wire.OperationActive, ckrOperationActive},
-		{wire.OperationNotInitialized, ckrOperationNotInitialized}, {wire.MechanismInvalid, ckrMechanismInvalid},
-		{wire.KeyTypeInconsistent, ckrKeyTypeInconsistent}, {wire.AttributeSensitive, ckrAttributeSensitive},
-		{wire.Unsupported, ckrFunctionNotSupported}, {wire.ServiceStopping, ckrDeviceRemoved},
-		{wire.StateDirFull, ckrDeviceMemory}, {wire.StateDirReadOnly, ckrTokenWriteProtected},
-		{wire.StateDirPermission, ckrDeviceError}, {wire.DestroyIncomplete, ckrDeviceError},
+		{"ok/nil", nil, ckrOK},
+		{"ok/service-rv", &wire.StatusError{Status: wire.ObjectNotFound, RV: p11.CKRKeyHandleInvalid}, ckrKeyHandleInvalid},
+		{"ok/value-wrapped", fmt.Errorf("x: %w", wire.StatusError{Status: wire.PINLocked, RV: p11.CKRPINLocked}), ckrPINLocked},
+		{"fail/unsupported-reply", wire.Errorf(wire.Unsupported, "server does not support it"), ckrFunctionNotSupported},
+		{"fail/no-rv", wire.NewError(wire.PINIncorrect, "wrong PIN"), ckrFunctionFailed},
+		{"fail/not-a-reply", errors.New("broken pipe"), ckrFunctionFailed},
 	} {
-		if got := statusToRV(tc.s); got != tc.r {
-			t.Errorf("%v -> %v, want %v", tc.s, got, tc.r)
+		if got := rvOf(tc.err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
@@ -68,6 +65,10 @@ func TestPad(t *testing.T) {
 		pad(b, tc.in)
 		if string(b) != tc.want {
 			t.Errorf("pad(%q, %d) = %q, want %q", tc.in, tc.n, b, tc.want)
+		}
+		c := make([]byte, tc.n)
+		if pad(c, unpad(b)); string(c) != string(b) {
+			t.Errorf("pad(unpad(%q)) = %q", b, c)
 		}
 	}
 }

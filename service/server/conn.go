@@ -38,7 +38,9 @@ type conn struct {
 	sessions    map[uint32]*session
 	nextSession uint32
 	objects     objects
-	eventSeq    uint64 // the last card event this connection was told of
+	eventSeq    uint64              // the last card event this connection was told of
+	slots       map[uint64]string   // slot ID -> serial of every card slot shown (slots.go)
+	revoked     map[uint32]struct{} // sessions the service closed, not the peer
 	// destroyedOwner is the owner of the card DestroyCard just removed,
 	// for the removal event.
 	destroyedOwner *tpmcard.Owner
@@ -187,7 +189,7 @@ func (c *conn) reply(t wire.Type, msg any) bool {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.reqTimeout))
 	var err error
 	if se, ok := msg.(*wire.StatusError); ok {
-		err = c.w.Send(wire.TypeError, se)
+		err = c.w.Send(wire.TypeError, withRV(t, se)) // ckrv.go
 	} else {
 		err = c.w.SendMsg(msg)
 	}

@@ -118,6 +118,7 @@ func (c *conn) waitEvent(ctx context.Context, m *wire.WaitEvent) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	ev.Slot = c.slotFor(ev.Serial) // slots.go
 	return &ev, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
 )
@@ -25,6 +26,12 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.listCards()
 	case *wire.Mechanisms:
 		return c.mechanisms(m)
+	case *wire.GetSlotList:
+		return c.getSlotList(m) // slots.go
+	case *wire.GetSlotInfo:
+		return c.getSlotInfo(m)
+	case *wire.GetTokenInfo:
+		return c.getTokenInfo(m)
 	case *wire.OpenSession:
 		return c.openSession(m)
 	case *wire.CloseSession:
@@ -207,7 +214,11 @@ func (c *conn) mechanisms(m *wire.Mechanisms) (any, error) {
 	if err := c.needUser(wire.TypeMechanisms); err != nil {
 		return nil, err
 	}
-	if _, err := c.visibleCard(wire.TypeMechanisms, m.Serial); err != nil {
+	if m.Slot != 0 || m.Serial == "" {
+		if _, err := c.presentSlot(m.Slot); err != nil {
+			return nil, err
+		}
+	} else if _, err := c.visibleCard(wire.TypeMechanisms, m.Serial); err != nil {
 		return nil, err
 	}
 	return &wire.MechanismList{Mechanisms: mechanismList(!c.s.cfg.Simulated)}, nil
@@ -221,7 +232,21 @@ func (c *conn) openSession(m *wire.OpenSession) (any, error) {
 		return nil, err
 	}
 	gen := c.s.ownerGen.Load() // before the check: a change during it shows at next use
-	if _, err := c.visibleCard(wire.TypeOpenSession, m.Serial); err != nil {
+	serial, rw := m.Serial, m.ReadWrite
+	if m.Slot != 0 || m.Serial == "" {
+		// C_OpenSession (PKCS#11 v2.40 §5.6): the raw CK_FLAGS.
+		if m.Flags&p11.CKFSerialSession == 0 {
+			return nil, wire.NewError(wire.SessionParallel, "sessions must be serial (CKF_SERIAL_SESSION)")
+		}
+		rw = m.Flags&p11.CKFRWSession != 0
+		var err error
+		if serial, err = c.presentSlot(m.Slot); err != nil {
+			return nil, err
+		}
+		if _, so := c.s.logins.state(c, serial); so && !rw {
+			return nil, wire.NewError(wire.SessionReadOnly, "the SO is logged in: only read-write sessions open")
+		}
+	} else if _, err := c.visibleCard(wire.TypeOpenSession, serial); err != nil {
 		return nil, err
 	}
 	if len(c.sessions) >= maxSessionsPerConn {
@@ -236,7 +261,7 @@ func (c *conn) openSession(m *wire.OpenSession) (any, error) {
 			break
 		}
 	}
-	c.sessions[c.nextSession] = &session{serial: m.Serial, rw: m.ReadWrite, gen: gen}
+	c.sessions[c.nextSession] = &session{serial: serial, rw: rw, gen: gen}
 	return &wire.SessionOpened{Session: c.nextSession}, nil
 }
 
@@ -246,6 +271,12 @@ func (c *conn) session(id uint32) (*session, error) {
 		return nil, wire.Errorf(wire.SessionInvalid, "no session %d", id)
 	}
 	if err := c.checkSession(id, s); err != nil {
+		if _, still := c.sessions[id]; !still {
+			if c.revoked == nil {
+				c.revoked = map[uint32]struct{}{}
+			}
+			c.revoked[id] = struct{}{}
+		}
 		return nil, err
 	}
 	return s, nil
@@ -264,6 +295,12 @@ func (c *conn) sessionsOn(serial string) int {
 
 func (c *conn) closeSession(m *wire.CloseSession) (any, error) {
 	s, err := c.session(m.Session)
+	if _, ok := c.revoked[m.Session]; ok {
+		// The service closed it (its card changed owner): to the
+		// application, closing it now succeeds.
+		delete(c.revoked, m.Session)
+		return &wire.Ack{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -277,12 +314,22 @@ func (c *conn) closeSession(m *wire.CloseSession) (any, error) {
 }
 
 func (c *conn) closeAllSessions(m *wire.CloseAllSessions) (any, error) {
+	serial := m.Serial
+	if m.Slot != 0 || serial == "" {
+		var ok bool
+		if serial, ok = c.slots[m.Slot]; !ok {
+			if _, _, err := c.resolveSlot(m.Slot); err != nil {
+				return nil, err
+			}
+			return &wire.Ack{}, nil // the empty reader has no sessions
+		}
+	}
 	for id, s := range c.sessions {
-		if s.serial == m.Serial {
+		if s.serial == serial {
 			delete(c.sessions, id)
 		}
 	}
-	c.logoutCard(m.Serial, "all sessions closed")
+	c.logoutCard(serial, "all sessions closed")
 	return &wire.Ack{}, nil
 }
 
@@ -296,11 +343,11 @@ func (c *conn) logoutCard(serial, why string) bool {
 
 // PKCS#11 session states (CK_STATE).
 const (
-	cksROPublic = 0
-	cksROUser   = 1
-	cksRWPublic = 2
-	cksRWUser   = 3
-	cksRWSO     = 4
+	cksROPublic = p11.CKSROPublic
+	cksROUser   = p11.CKSROUser
+	cksRWPublic = p11.CKSRWPublic
+	cksRWUser   = p11.CKSRWUser
+	cksRWSO     = p11.CKSRWSO
 )
 
 func (c *conn) sessionInfo(m *wire.SessionInfo) (any, error) {
@@ -320,7 +367,11 @@ func (c *conn) sessionInfo(m *wire.SessionInfo) (any, error) {
 	case s.rw:
 		st = cksRWPublic
 	}
-	return &wire.SessionState{State: st, ReadWrite: s.rw}, nil
+	flags := uint64(p11.CKFSerialSession)
+	if s.rw {
+		flags |= p11.CKFRWSession
+	}
+	return &wire.SessionState{State: st, ReadWrite: s.rw, Slot: c.slotFor(s.serial), Flags: flags}, nil
 }
 
 func (c *conn) login(m *wire.Login) (any, error) {

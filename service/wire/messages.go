@@ -41,6 +41,9 @@ const (
 	TypeDestroyObject    Type = 0x13
 	TypeGenerateRandom   Type = 0x14
 	TypeWaitEvent        Type = 0x15
+	TypeGetSlotList      Type = 0x16 // PKCS#11 slots (docs/wire.md)
+	TypeGetSlotInfo      Type = 0x17
+	TypeGetTokenInfo     Type = 0x18
 
 	// Administration.
 	TypeProvision   Type = 0x40
@@ -70,6 +73,9 @@ const (
 	TypeObjectCreated    Type = 0x92
 	TypeRandom           Type = 0x94
 	TypeEvent            Type = 0x95
+	TypeSlotList         Type = 0x96
+	TypeSlotDescription  Type = 0x97
+	TypeTokenDescription Type = 0x98
 	TypeProvisioned      Type = 0xc0
 	TypeServiceStatus    Type = 0xc2
 	TypeAttestation      Type = 0xc3
@@ -112,6 +118,9 @@ var catalog = map[Type]entry{
 	TypeDestroyObject:    {"DestroyObject", mk[DestroyObject](), TypeAck},
 	TypeGenerateRandom:   {"GenerateRandom", mk[GenerateRandom](), TypeRandom},
 	TypeWaitEvent:        {"WaitEvent", mk[WaitEvent](), TypeEvent},
+	TypeGetSlotList:      {"GetSlotList", mk[GetSlotList](), TypeSlotList},
+	TypeGetSlotInfo:      {"GetSlotInfo", mk[GetSlotInfo](), TypeSlotDescription},
+	TypeGetTokenInfo:     {"GetTokenInfo", mk[GetTokenInfo](), TypeTokenDescription},
 	TypeProvision:        {"Provision", mk[Provision](), TypeProvisioned},
 	TypeDestroyCard:      {"DestroyCard", mk[DestroyCard](), TypeAck},
 	TypeGetStatus:        {"GetStatus", mk[GetStatus](), TypeServiceStatus},
@@ -134,6 +143,9 @@ var catalog = map[Type]entry{
 	TypeObjectCreated:    {"ObjectCreated", mk[ObjectCreated](), 0},
 	TypeRandom:           {"Random", mk[Random](), 0},
 	TypeEvent:            {"Event", mk[Event](), 0},
+	TypeSlotList:         {"SlotList", mk[SlotList](), 0},
+	TypeSlotDescription:  {"SlotDescription", mk[SlotDescription](), 0},
+	TypeTokenDescription: {"TokenDescription", mk[TokenDescription](), 0},
 	TypeProvisioned:      {"Provisioned", mk[Provisioned](), 0},
 	TypeServiceStatus:    {"ServiceStatus", mk[ServiceStatus](), 0},
 	TypeAttestation:      {"Attestation", mk[Attestation](), 0},
@@ -299,9 +311,80 @@ type TokenInfo struct {
 	State        CardState  `cbor:"16,keyasint,omitempty"` // ready, or why the card cannot be used
 }
 
-// Mechanisms asks for the mechanisms a card supports.
+// Mechanisms asks for the mechanisms a card supports, named by its serial
+// or, without one, by its PKCS#11 slot ID.
 type Mechanisms struct {
 	Serial string `cbor:"1,keyasint,omitempty"`
+	Slot   uint64 `cbor:"2,keyasint,omitempty"`
+}
+
+// ---------------------------------------------------------------------------
+// PKCS#11 slots and tokens, ready to copy (PKCS#11 v2.40 §5.5; docs/wire.md).
+//
+// Every card has a slot ID the service derives from its serial: never 0,
+// below 2^31 (CK_SLOT_ID is 32 bits on Windows), the same on every
+// connection and across restarts. Slot 0 is the empty reader an
+// application sees while there is no card at all.
+
+// GetSlotList is C_GetSlotList.
+type GetSlotList struct {
+	TokenPresent bool `cbor:"1,keyasint,omitempty"`
+}
+
+// SlotList answers GetSlotList: the slot IDs, in ascending order.
+type SlotList struct {
+	Slots []uint64 `cbor:"1,keyasint,omitempty"`
+}
+
+// GetSlotInfo is C_GetSlotInfo.
+type GetSlotInfo struct {
+	Slot uint64 `cbor:"1,keyasint,omitempty"`
+}
+
+// SlotDescription is CK_SLOT_INFO: the text fields exactly as wide as the
+// structure's (64 and 32 bytes), blank-padded, and the flags
+// (CKF_TOKEN_PRESENT, CKF_REMOVABLE_DEVICE, CKF_HW_SLOT).
+type SlotDescription struct {
+	Description   []byte `cbor:"1,keyasint,omitempty"`
+	Manufacturer  []byte `cbor:"2,keyasint,omitempty"`
+	Flags         uint64 `cbor:"3,keyasint,omitempty"`
+	HardwareMajor uint8  `cbor:"4,keyasint,omitempty"`
+	HardwareMinor uint8  `cbor:"5,keyasint,omitempty"`
+	FirmwareMajor uint8  `cbor:"6,keyasint,omitempty"`
+	FirmwareMinor uint8  `cbor:"7,keyasint,omitempty"`
+}
+
+// GetTokenInfo is C_GetTokenInfo.
+type GetTokenInfo struct {
+	Slot uint64 `cbor:"1,keyasint,omitempty"`
+}
+
+// TokenDescription is CK_TOKEN_INFO: text fields blank-padded to the
+// structure's widths (label 32, manufacturerID 32, model 16, serialNumber
+// 16, utcTime 16), CK_ULONG fields as the module stores them: an absent
+// one is 0, CK_EFFECTIVELY_INFINITE, and CK_UNAVAILABLE_INFORMATION is
+// 2^64-1, which a 32-bit CK_ULONG truncates to its own all-ones value.
+type TokenDescription struct {
+	Label              []byte `cbor:"1,keyasint,omitempty"`
+	Manufacturer       []byte `cbor:"2,keyasint,omitempty"`
+	Model              []byte `cbor:"3,keyasint,omitempty"`
+	SerialNumber       []byte `cbor:"4,keyasint,omitempty"`
+	Flags              uint64 `cbor:"5,keyasint,omitempty"`
+	MaxSessionCount    uint64 `cbor:"6,keyasint,omitempty"`
+	SessionCount       uint64 `cbor:"7,keyasint,omitempty"`
+	MaxRWSessionCount  uint64 `cbor:"8,keyasint,omitempty"`
+	RWSessionCount     uint64 `cbor:"9,keyasint,omitempty"`
+	MaxPINLen          uint64 `cbor:"10,keyasint,omitempty"`
+	MinPINLen          uint64 `cbor:"11,keyasint,omitempty"`
+	TotalPublicMemory  uint64 `cbor:"12,keyasint,omitempty"`
+	FreePublicMemory   uint64 `cbor:"13,keyasint,omitempty"`
+	TotalPrivateMemory uint64 `cbor:"14,keyasint,omitempty"`
+	FreePrivateMemory  uint64 `cbor:"15,keyasint,omitempty"`
+	HardwareMajor      uint8  `cbor:"16,keyasint,omitempty"`
+	HardwareMinor      uint8  `cbor:"17,keyasint,omitempty"`
+	FirmwareMajor      uint8  `cbor:"18,keyasint,omitempty"`
+	FirmwareMinor      uint8  `cbor:"19,keyasint,omitempty"`
+	UTCTime            []byte `cbor:"20,keyasint,omitempty"`
 }
 
 // MechanismList answers Mechanisms.
@@ -320,10 +403,16 @@ type MechanismInfo struct {
 // ---------------------------------------------------------------------------
 // Sessions and login.
 
-// OpenSession opens a session on a card.
+// OpenSession opens a session on a card. With a Serial (and Slot 0) the
+// card is named by it and ReadWrite says the session's kind. Without one
+// it is C_OpenSession: the card is in Slot, Flags are the raw CK_FLAGS,
+// checked by the service (CKF_SERIAL_SESSION is required, CKF_RW_SESSION
+// makes the session read-write), and ReadWrite is ignored.
 type OpenSession struct {
 	Serial    string `cbor:"1,keyasint,omitempty"`
 	ReadWrite bool   `cbor:"2,keyasint,omitempty"`
+	Slot      uint64 `cbor:"3,keyasint,omitempty"`
+	Flags     uint64 `cbor:"4,keyasint,omitempty"`
 }
 
 // SessionOpened answers OpenSession.
@@ -336,9 +425,11 @@ type CloseSession struct {
 	Session uint32 `cbor:"1,keyasint,omitempty"`
 }
 
-// CloseAllSessions closes every session of this connection on a card.
+// CloseAllSessions closes every session of this connection on a card,
+// named by its serial or, without one, by its slot ID.
 type CloseAllSessions struct {
 	Serial string `cbor:"1,keyasint,omitempty"`
+	Slot   uint64 `cbor:"2,keyasint,omitempty"`
 }
 
 // SessionInfo asks for a session's state.
@@ -346,14 +437,19 @@ type SessionInfo struct {
 	Session uint32 `cbor:"1,keyasint,omitempty"`
 }
 
-// SessionState answers SessionInfo.
+// SessionState answers SessionInfo. Slot, State, Flags and DeviceError
+// are CK_SESSION_INFO's fields as they are to be copied.
 type SessionState struct {
-	State     uint32 `cbor:"1,keyasint,omitempty"` // CKS_* value
-	ReadWrite bool   `cbor:"2,keyasint,omitempty"`
+	State       uint32 `cbor:"1,keyasint,omitempty"` // CKS_* value
+	ReadWrite   bool   `cbor:"2,keyasint,omitempty"`
+	Slot        uint64 `cbor:"3,keyasint,omitempty"` // the card's slot ID
+	Flags       uint64 `cbor:"4,keyasint,omitempty"` // CKF_SERIAL_SESSION | CKF_RW_SESSION
+	DeviceError uint64 `cbor:"5,keyasint,omitempty"` // ulDeviceError
 }
 
-// UserType is the PKCS#11 user type (CK_USER_TYPE).
-type UserType uint8
+// UserType is the PKCS#11 user type, the raw CK_USER_TYPE: the service
+// rejects values other than these three with UserTypeInvalid.
+type UserType uint64
 
 const (
 	UserSO              UserType = 0 // CKU_SO: the administrator, authenticating with the PUK
@@ -534,10 +630,11 @@ type WaitEvent struct {
 	TimeoutMillis int `cbor:"1,keyasint,omitempty"`
 }
 
-// Event answers WaitEvent.
+// Event answers WaitEvent. Slot is the card's slot ID.
 type Event struct {
 	Serial string `cbor:"1,keyasint,omitempty"`
 	Kind   string `cbor:"2,keyasint,omitempty"` // one of the Event* constants
+	Slot   uint64 `cbor:"3,keyasint,omitempty"`
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 package wire
 
-import "github.com/tpmcard/tpmcard/tpmcard/secret"
+import (
+	"strings"
+
+	"github.com/tpmcard/tpmcard/tpmcard/secret"
+)
 
 // testPIN is a PIN whose digits must never show up in a trace.
 const testPIN = "918273"
@@ -14,10 +18,10 @@ func samples() map[Type]any {
 	return map[Type]any{
 		TypeHello:            &Hello{Version: Version, Client: "pkcs11/1.0 ssh"},
 		TypeListCards:        &ListCards{},
-		TypeMechanisms:       &Mechanisms{Serial: "TC-0001"},
-		TypeOpenSession:      &OpenSession{Serial: "TC-0001", ReadWrite: true},
+		TypeMechanisms:       &Mechanisms{Serial: "TC-0001", Slot: 0x1234_5678},
+		TypeOpenSession:      &OpenSession{Serial: "TC-0001", ReadWrite: true, Slot: 0x1234_5678, Flags: 0x6},
 		TypeCloseSession:     &CloseSession{Session: 7},
-		TypeCloseAllSessions: &CloseAllSessions{Serial: "TC-0001"},
+		TypeCloseAllSessions: &CloseAllSessions{Serial: "TC-0001", Slot: 0x1234_5678},
 		TypeSessionInfo:      &SessionInfo{Session: 7},
 		TypeLogin:            &Login{Session: 7, UserType: UserNormal, PIN: secret.FromString(testPIN)},
 		TypeLogout:           &Logout{Session: 7},
@@ -33,6 +37,21 @@ func samples() map[Type]any {
 		TypeDestroyObject:    &DestroyObject{Session: 7, Object: 3},
 		TypeGenerateRandom:   &GenerateRandom{Session: 7, N: 32},
 		TypeWaitEvent:        &WaitEvent{TimeoutMillis: 1500},
+		TypeGetSlotList:      &GetSlotList{TokenPresent: true},
+		TypeGetSlotInfo:      &GetSlotInfo{Slot: 0x7fff_fffe},
+		TypeGetTokenInfo:     &GetTokenInfo{Slot: 1},
+		TypeSlotList:         &SlotList{Slots: []uint64{1, 0x1234_5678, 0x7fff_ffff}},
+		TypeSlotDescription: &SlotDescription{
+			Description: []byte("tpmcard virtual reader" + strings.Repeat(" ", 42)), Manufacturer: []byte("tpmcard" + strings.Repeat(" ", 25)),
+			Flags: 0x7, HardwareMajor: 2, HardwareMinor: 3, FirmwareMajor: 4, FirmwareMinor: 1,
+		},
+		TypeTokenDescription: &TokenDescription{
+			Label: []byte("laptop (lost)" + strings.Repeat(" ", 19)), Manufacturer: []byte("tpmcard" + strings.Repeat(" ", 25)),
+			Model: []byte("TPM2 vcard      "), SerialNumber: []byte("00112233aabbccdd"), Flags: 0x000d_040d,
+			MaxSessionCount: 16, SessionCount: 1<<64 - 1, MaxRWSessionCount: 8, RWSessionCount: 1<<64 - 1, MaxPINLen: 64, MinPINLen: 6,
+			TotalPublicMemory: 1<<64 - 1, FreePublicMemory: 1<<64 - 1, TotalPrivateMemory: 1<<64 - 1, FreePrivateMemory: 1<<64 - 1,
+			HardwareMajor: 2, HardwareMinor: 3, FirmwareMajor: 4, FirmwareMinor: 1, UTCTime: []byte("2026120206360000"),
+		},
 		TypeFindObjectsInit:  &FindObjectsInit{Session: 7, Template: append(attrs, Attribute{Type: 0x8000_0001_0000_0000, Value: []byte{1}})},
 		TypeFindObjectsNext:  &FindObjectsNext{Session: 7, Max: 1 << 40},
 		TypeFindObjectsFinal: &FindObjectsFinal{Session: 7},
@@ -46,8 +65,8 @@ func samples() map[Type]any {
 		},
 		TypeFoundObjects:     &FoundObjects{Handles: []uint64{1, 1 << 63}},
 		TypeGeneratedKeyPair: &GeneratedKeyPair{Public: 8, Private: 9},
-		TypeAttributeValue: &AttributeValue{RV: CKRBufferTooSmall, Values: []AttributeAnswer{
-			{RV: CKROK, Len: 4, Value: []byte("id-1")}, {RV: CKRAttributeSensitive, Len: 1}, {RV: CKRBufferTooSmall, Len: 1 << 33},
+		TypeAttributeValue: &AttributeValue{RV: 0x150 /* CKR_BUFFER_TOO_SMALL */, Values: []AttributeAnswer{
+			{Len: 4, Value: []byte("id-1")}, {RV: 0x11, Len: 1}, {RV: 0x150, Len: 1 << 33},
 		}},
 		TypeProvision: &Provision{
 			Label: "laptop", PIN: secret.FromString("000000"), PUK: secret.FromString("87654321"),
@@ -77,7 +96,7 @@ func samples() map[Type]any {
 			{Mechanism: 0x000d, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: 0x800},
 		}},
 		TypeSessionOpened: &SessionOpened{Session: 7},
-		TypeSessionState:  &SessionState{State: 3, ReadWrite: true},
+		TypeSessionState:  &SessionState{State: 3, ReadWrite: true, Slot: 0x1234_5678, Flags: 0x6, DeviceError: 0x8000_0000},
 		TypeObjects:       &Objects{Handles: []uint64{1, 2, 1 << 63}},
 		TypeAttributeValues: &AttributeValues{Values: []AttributeResult{
 			{Type: 0x100, Value: []byte{0, 0, 0, 3}, Status: OK},
@@ -89,7 +108,7 @@ func samples() map[Type]any {
 		TypeKeyPairGenerated: &KeyPairGenerated{Public: 4, Private: 5},
 		TypeObjectCreated:    &ObjectCreated{Object: 6},
 		TypeRandom:           &Random{Bytes: []byte{9, 8, 7}},
-		TypeEvent:            &Event{Serial: "TC-0001", Kind: EventChanged},
+		TypeEvent:            &Event{Serial: "TC-0001", Kind: EventChanged, Slot: 0x1234_5678},
 		TypeProvisioned:      &Provisioned{Serial: "TC-0003", PUK: secret.FromString("13572468")},
 		TypeServiceStatus: &ServiceStatus{
 			Backend: "sim", Simulated: true, HardwareProtected: true, Manufacturer: "IBM",
@@ -97,6 +116,6 @@ func samples() map[Type]any {
 		},
 		TypeProgress:    &Progress{Percent: 40, Message: "generating RSA key"},
 		TypeUnsupported: &UnsupportedReply{Type: 0x7e},
-		TypeError:       &StatusError{Status: PINIncorrect, TriesLeft: 2, Message: "wrong PIN"},
+		TypeError:       &StatusError{Status: PINIncorrect, TriesLeft: 2, Message: "wrong PIN", RV: 0xa0},
 	}
 }

@@ -9,7 +9,8 @@ import (
 
 // Status is the outcome of a request. The numbers are part of the protocol:
 // they are written out explicitly, never renumbered and never reused. The
-// PKCS#11 module maps them to CK_RV in one table.
+// service maps them to CK_RV in one table and sends the CK_RV along
+// (StatusError.RV).
 type Status uint16
 
 // General.
@@ -31,6 +32,7 @@ const (
 	CardNotFound   Status = 11 // no card with that serial
 	KeyNotFound    Status = 12
 	ObjectNotFound Status = 13 // no object with that handle (CKR_OBJECT_HANDLE_INVALID)
+	SlotInvalid    Status = 14 // no slot with that ID (CKR_SLOT_ID_INVALID)
 )
 
 // PIN and PUK.
@@ -57,6 +59,7 @@ const (
 	SessionReadOnly         Status = 36 // write attempted in a read-only session
 	UserTypeInvalid         Status = 37 // Login with a user type other than SO, User, ContextSpecific
 	TooManySessions         Status = 38
+	SessionParallel         Status = 39 // OpenSession without CKF_SERIAL_SESSION
 )
 
 // Mechanisms and keys.
@@ -125,6 +128,7 @@ var statusNames = map[Status]string{
 	CardNotFound:            "CardNotFound",
 	KeyNotFound:             "KeyNotFound",
 	ObjectNotFound:          "ObjectNotFound",
+	SlotInvalid:             "SlotInvalid",
 	PINIncorrect:            "PINIncorrect",
 	PINLocked:               "PINLocked",
 	PINExpired:              "PINExpired",
@@ -142,6 +146,7 @@ var statusNames = map[Status]string{
 	SessionReadOnly:         "SessionReadOnly",
 	UserTypeInvalid:         "UserTypeInvalid",
 	TooManySessions:         "TooManySessions",
+	SessionParallel:         "SessionParallel",
 	MechanismInvalid:        "MechanismInvalid",
 	MechanismParamInvalid:   "MechanismParamInvalid",
 	KeyTypeInconsistent:     "KeyTypeInconsistent",
@@ -218,6 +223,10 @@ type StatusError struct {
 	TriesLeft int `cbor:"2,keyasint,omitempty"`
 	// Message is a short human-readable detail. It never holds secrets.
 	Message string `cbor:"3,keyasint,omitempty"`
+	// RV is the CK_RV the PKCS#11 module returns for this reply, chosen by
+	// the service for the request it answers (docs/wire.md). The service
+	// sets it on every Error frame; 0 means a peer that does not.
+	RV uint64 `cbor:"4,keyasint,omitempty"`
 }
 
 // NewError returns a StatusError with the status and message and TriesLeft
