@@ -25,8 +25,10 @@
 // keygen.go), which holds the state of one application and has no cgo, so
 // that it is tested from Go against the real service. The
 // core talks to a Backend, one method per wire request with the
-// signatures of service/client. Service statuses become CK_RV in one
-// table, statusRV in status.go.
+// signatures of service/client. The service chooses every CK_RV (the RV of
+// its Error frames, service/server/ckrv.go), names the slots and pads
+// CK_SLOT_INFO and CK_TOKEN_INFO (service/server/slots.go); the module
+// returns and copies them (docs/wire.md).
 //
 // # Connection
 //
