@@ -33,7 +33,6 @@ type Backend interface {
 	GetAttributeValue(session uint32, object uint64, queries []wire.AttributeQuery) (wire.AttributeValue, error)
 	Sign(session uint32, object uint64, mechanism uint32, param, data []byte) ([]byte, error)
 	SignLength(session uint32, object uint64, mechanism uint32) (int, error)
-	GenerateKeyPair(session uint32, algorithm, label string, id []byte, progress func(wire.Progress)) (public, private uint64, err error)
 	GenerateKeyPairTemplates(session uint32, mechanism uint64, param []byte, public, private []wire.Attribute) (pub, priv uint64, err error)
 	DestroyObject(session uint32, object uint64) error
 	GenerateRandom(session uint32, n int) ([]byte, error)
@@ -190,12 +189,6 @@ func (b *wireBackend) SignLength(session uint32, object uint64, mechanism uint32
 	var r wire.Length
 	err := b.w.Call(&wire.SignLength{Session: session, Object: object, Mechanism: mechanism}, &r)
 	return r.N, err
-}
-
-func (b *wireBackend) GenerateKeyPair(session uint32, algorithm, label string, id []byte, _ func(wire.Progress)) (uint64, uint64, error) {
-	var r wire.KeyPairGenerated
-	err := b.w.Call(&wire.GenerateKeyPair{Session: session, Algorithm: algorithm, Label: label, ID: id}, &r)
-	return r.Public, r.Private, err
 }
 
 func (b *wireBackend) GenerateKeyPairTemplates(session uint32, mechanism uint64, param []byte, public, private []wire.Attribute) (uint64, uint64, error) {

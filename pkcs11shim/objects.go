@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 
@@ -90,14 +91,14 @@ func (m *module) GetAttributeValue(h, obj uint64, attrs []Attribute) rv {
 		return ckrDeviceError
 	}
 	for i, v := range res.Values {
-		if v.RV == wire.CKROK && attrs[i].Value != nil && (uint64(len(v.Value)) != v.Len || len(v.Value) > len(attrs[i].Value)) {
+		if v.RV == p11.CKROK && attrs[i].Value != nil && (uint64(len(v.Value)) != v.Len || len(v.Value) > len(attrs[i].Value)) {
 			return ckrDeviceError // a value that does not fit: the service broke the protocol
 		}
 	}
 	for i := range attrs {
 		a, v := &attrs[i], res.Values[i]
 		switch {
-		case v.RV != wire.CKROK:
+		case v.RV != p11.CKROK:
 			a.Len = ckUnavailableInformation
 		default:
 			copy(a.Value, v.Value)
@@ -106,19 +107,6 @@ func (m *module) GetAttributeValue(h, obj uint64, attrs []Attribute) rv {
 	}
 	return rv(res.RV)
 }
-
-// attr finds an attribute in a template.
-func attr(t []Attribute, typ uint64) ([]byte, bool) {
-	for _, a := range t {
-		if a.Type == typ {
-			return a.Value, true
-		}
-	}
-	return nil, false
-}
-
-// ulong reads a CK_ULONG attribute value.
-func ulong(v []byte) (uint64, bool) { return wire.ParseULong(v) }
 
 // CreateObject is C_CreateObject: the service checks the template (X.509
 // certificates only).

@@ -74,6 +74,8 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.signLength(m)
 	case *wire.GenerateKeyPair:
 		return c.generateKeyPair(ctx, m)
+	case *wire.GenerateKeyPairTemplates:
+		return c.generateKeyPairTemplates(ctx, m) // keygen.go
 	case *wire.CreateObject:
 		return c.createObject(m) // certs.go
 	case *wire.DestroyObject:

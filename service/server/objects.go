@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
 )
@@ -273,18 +274,18 @@ func (c *conn) getAttributeValue(m *wire.GetAttributeValue) (any, error) {
 		v, st := get(q.Type)
 		switch {
 		case st == wire.AttributeSensitive:
-			a.RV, seen[0] = wire.CKRAttributeSensitive, true
+			a.RV, seen[0] = p11.CKRAttributeSensitive, true
 		case st != wire.OK:
-			a.RV, seen[1] = wire.CKRAttributeTypeInvalid, true
+			a.RV, seen[1] = p11.CKRAttributeTypeInvalid, true
 		case q.Length:
 			a.Len = uint64(len(v))
 		case uint64(len(v)) > q.Len:
-			a.RV, seen[2] = wire.CKRBufferTooSmall, true
+			a.RV, seen[2] = p11.CKRBufferTooSmall, true
 		default:
 			a.Len, a.Value = uint64(len(v)), v
 		}
 	}
-	for i, rv := range []uint64{wire.CKRAttributeSensitive, wire.CKRAttributeTypeInvalid, wire.CKRBufferTooSmall} {
+	for i, rv := range []uint64{p11.CKRAttributeSensitive, p11.CKRAttributeTypeInvalid, p11.CKRBufferTooSmall} {
 		if seen[i] {
 			out.RV = rv
 			break

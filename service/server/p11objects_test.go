@@ -67,23 +67,23 @@ func TestFindObjectsSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if av.RV != wire.CKRAttributeTypeInvalid || len(av.Values) != 4 {
+	if av.RV != p11.CKRAttributeTypeInvalid || len(av.Values) != 4 {
 		t.Fatalf("RV %#x, %d values", av.RV, len(av.Values))
 	}
-	if v := av.Values[0]; v.RV != wire.CKROK || !bytes.Equal(v.Value, id) || v.Len != uint64(len(id)) {
+	if v := av.Values[0]; v.RV != p11.CKROK || !bytes.Equal(v.Value, id) || v.Len != uint64(len(id)) {
 		t.Errorf("CKA_ID: %+v", v)
 	}
-	if v := av.Values[1]; v.RV != wire.CKROK || v.Len == 0 || v.Value != nil {
+	if v := av.Values[1]; v.RV != p11.CKROK || v.Len == 0 || v.Value != nil {
 		t.Errorf("CKA_EC_POINT length: %+v", v)
 	}
-	if v := av.Values[2]; v.RV != wire.CKRBufferTooSmall || v.Value != nil {
+	if v := av.Values[2]; v.RV != p11.CKRBufferTooSmall || v.Value != nil {
 		t.Errorf("short buffer: %+v", v)
 	}
-	if v := av.Values[3]; v.RV != wire.CKRAttributeTypeInvalid {
+	if v := av.Values[3]; v.RV != p11.CKRAttributeTypeInvalid {
 		t.Errorf("64-bit type: %+v", v)
 	}
 	av, err = admin.GetAttributeValue(s, hs[0], []wire.AttributeQuery{{Type: p11.CKAID, Len: 1}})
-	if err != nil || av.RV != wire.CKRBufferTooSmall {
+	if err != nil || av.RV != p11.CKRBufferTooSmall {
 		t.Fatalf("short buffer alone: %#x, %v", av.RV, err)
 	}
 }

@@ -41,22 +41,6 @@ func init() {
 	}
 }
 
-// PKCS#11 v2.40 return values (CK_RV, pkcs11t.h) that the replies below
-// carry as numbers, for the module to return as they are.
-const (
-	CKROK                    uint64 = 0x000
-	CKRAttributeSensitive    uint64 = 0x011
-	CKRAttributeTypeInvalid  uint64 = 0x012
-	CKRAttributeValueInvalid uint64 = 0x013
-	CKRKeySizeRange          uint64 = 0x062
-	CKRMechanismInvalid      uint64 = 0x070
-	CKRMechanismParamInvalid uint64 = 0x071
-	CKRTemplateIncomplete    uint64 = 0x0d0
-	CKRTemplateInconsistent  uint64 = 0x0d1
-	CKRCurveNotSupported     uint64 = 0x140
-	CKRBufferTooSmall        uint64 = 0x150
-)
-
 // Bounds of one request.
 const (
 	MaxFindObjects      = 1024 // handles in one FindObjectsNext reply
@@ -106,8 +90,9 @@ type AttributeQuery struct {
 }
 
 // AttributeValue answers GetAttributeValue. RV is the CK_RV the call
-// returns: CKROK, or CKRAttributeSensitive, CKRAttributeTypeInvalid,
-// CKRBufferTooSmall when one applies to some attribute (§5.7 lets the
+// returns (p11.CKR*): CKR_OK, or CKR_ATTRIBUTE_SENSITIVE,
+// CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL when one applies to some
+// attribute (§5.7 lets the
 // module return any of them; the service returns the first of those in that
 // order that applies). Values has one answer per query, in order, whatever
 // RV is.
@@ -116,12 +101,12 @@ type AttributeValue struct {
 	Values []AttributeAnswer `cbor:"2,keyasint,omitempty"`
 }
 
-// AttributeAnswer is one attribute's outcome. With RV CKROK, ulValueLen
+// AttributeAnswer is one attribute's outcome. With RV CKR_OK, ulValueLen
 // becomes Len and, unless the query asked only the length, Value (Len
 // bytes, at most the query's Len) goes into pValue. Otherwise ulValueLen
-// becomes CK_UNAVAILABLE_INFORMATION, and RV says why: CKRAttributeSensitive
-// (§5.7 case 1), CKRAttributeTypeInvalid (case 2) or CKRBufferTooSmall
-// (case 5).
+// becomes CK_UNAVAILABLE_INFORMATION, and RV says why:
+// CKR_ATTRIBUTE_SENSITIVE (§5.7 case 1), CKR_ATTRIBUTE_TYPE_INVALID (case 2)
+// or CKR_BUFFER_TOO_SMALL (case 5).
 type AttributeAnswer struct {
 	RV    uint64 `cbor:"1,keyasint,omitempty"`
 	Len   uint64 `cbor:"2,keyasint,omitempty"`

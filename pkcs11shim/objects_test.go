@@ -1,0 +1,50 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/tpmcard/tpmcard/service/p11"
+)
+
+// TestObjectsThroughService: the search rules and C_GetAttributeValue's
+// CK_RV come from the service; the module only copies.
+func TestObjectsThroughService(t *testing.T) {
+	s := startService(t)
+	m := newTestModule(t)
+	h := openSession(t, m, false)
+
+	n, r := m.FindObjects(h, make([]uint64, 4))
+	want(t, "C_FindObjects without a search", r, ckrOperationNotInitialized)
+	if n != 0 {
+		t.Errorf("%d handles without a search", n)
+	}
+	want(t, "C_FindObjectsFinal without a search", m.FindObjectsFinal(h), ckrOperationNotInitialized)
+	want(t, "C_FindObjectsInit", m.FindObjectsInit(h, []Attribute{ulongAttr(p11.CKAClass, p11.CKOPublicKey)}), ckrOK)
+	want(t, "C_FindObjectsInit again", m.FindObjectsInit(h, nil), ckrOperationActive)
+	_, r = m.FindObjects(h, nil)
+	want(t, "C_FindObjects(max 0)", r, ckrOK)
+	pubs := make([]uint64, 8)
+	n, r = m.FindObjects(h, pubs)
+	want(t, "C_FindObjects", r, ckrOK)
+	if n != 1 {
+		t.Fatalf("%d public keys", n)
+	}
+	want(t, "C_FindObjectsFinal", m.FindObjectsFinal(h), ckrOK)
+
+	// An attribute type above 32 bits is not the one in its low half.
+	if hs := findAll(t, m, h, ulongAttr(1<<40|p11.CKAClass, p11.CKOPublicKey)); len(hs) != 0 {
+		t.Errorf("64-bit type matched %v", hs)
+	}
+	attrs := []Attribute{
+		{Type: 1<<40 | p11.CKAID, Value: make([]byte, 64)},
+		{Type: p11.CKAID, Value: make([]byte, len(s.keyID))},
+		{Type: p11.CKALabel, Value: make([]byte, 1)},
+	}
+	want(t, "C_GetAttributeValue", m.GetAttributeValue(h, pubs[0], attrs), ckrAttributeTypeInvalid)
+	if attrs[0].Len != ckUnavailableInformation || attrs[1].Len != uint64(len(s.keyID)) || string(attrs[1].Value) != string(s.keyID) ||
+		attrs[2].Len != ckUnavailableInformation {
+		t.Errorf("attributes %+v", attrs)
+	}
+	attrs = attrs[1:]
+	want(t, "C_GetAttributeValue(short)", m.GetAttributeValue(h, pubs[0], attrs), ckrBufferTooSmall)
+}

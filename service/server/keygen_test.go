@@ -1,0 +1,69 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/tpmcard/tpmcard/service/p11"
+	"github.com/tpmcard/tpmcard/service/wire"
+)
+
+// TestKeygenTemplates: C_GenerateKeyPair's checks, with the CK_RV the
+// module returns for each refusal.
+func TestKeygenTemplates(t *testing.T) {
+	ul := func(typ, v uint64) wire.Attribute { return wire.Attribute{Type: typ, Value: wire.ULong(v)} }
+	b := func(typ uint64, v bool) wire.Attribute { return wire.Attribute{Type: typ, Value: wire.Bool(v)} }
+	curve := func(der []byte) wire.Attribute { return wire.Attribute{Type: p11.CKAECParams, Value: der} }
+	ec, rsa := uint64(p11.CKMECKeyPairGen), uint64(p11.CKMRSAPKCSKeyPairGen)
+	for _, c := range []struct {
+		name      string
+		mech      uint64
+		param     []byte
+		pub, priv []wire.Attribute
+		alg       string
+		rv        uint64
+	}{
+		{name: "ok/p256", mech: ec, pub: []wire.Attribute{curve(derP256)}, alg: wire.AlgECDSAP256},
+		{name: "ok/p384-in-private", mech: ec, priv: []wire.Attribute{curve(derP384), b(p11.CKAToken, true), ul(p11.CKAKeyType, p11.CKKEC)}, alg: wire.AlgECDSAP384},
+		{name: "ok/rsa2048", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048), {Type: p11.CKAPublicExponent, Value: []byte{1, 0, 1}}}, alg: wire.AlgRSA2048},
+		{name: "ok/rsa3072", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 3072), {Type: p11.CKAPublicExponent, Value: []byte{0, 1, 0, 1}}}, alg: wire.AlgRSA3072},
+		{name: "fail/param", mech: ec, param: []byte{0}, pub: []wire.Attribute{curve(derP256)}, rv: p11.CKRMechanismParamInvalid},
+		{name: "fail/no-curve", mech: ec, rv: p11.CKRTemplateIncomplete},
+		{name: "fail/ed25519", mech: ec, pub: []wire.Attribute{curve([]byte{0x06, 0x03, 0x2b, 0x65, 0x70})}, rv: p11.CKRCurveNotSupported},
+		{name: "fail/no-bits", mech: rsa, rv: p11.CKRTemplateIncomplete},
+		{name: "fail/bits-not-ulong", mech: rsa, pub: []wire.Attribute{{Type: p11.CKAModulusBits, Value: []byte{8}}}, rv: p11.CKRAttributeValueInvalid},
+		{name: "fail/rsa1024", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 1024)}, rv: p11.CKRKeySizeRange},
+		{name: "fail/exponent-3", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048), {Type: p11.CKAPublicExponent, Value: []byte{3}}}, rv: p11.CKRAttributeValueInvalid},
+		{name: "fail/session-key", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAToken, false)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/not-sensitive", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKASensitive, false)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/extractable", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKAExtractable, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/key-type", mech: ec, pub: []wire.Attribute{curve(derP256), ul(p11.CKAKeyType, p11.CKKRSA)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/mechanism", mech: 0x4242, rv: p11.CKRMechanismInvalid},
+		{name: "fail/mechanism-64-bit", mech: 1<<40 | p11.CKMECKeyPairGen, pub: []wire.Attribute{curve(derP256)}, rv: p11.CKRMechanismInvalid},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			alg, _, _, err := keygenTemplates(c.mech, c.param, c.pub, c.priv)
+			if c.rv == 0 {
+				if err != nil || alg != c.alg {
+					t.Fatalf("= %q, %v; want %q", alg, err, c.alg)
+				}
+				return
+			}
+			var se *wire.StatusError
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v is not a *wire.StatusError", err)
+			}
+			if got := uint64(withRV(wire.TypeGenerateKeyPairTemplates, se).RV); got != c.rv {
+				t.Errorf("CK_RV %#x (%v), want %#x", got, err, c.rv)
+			}
+		})
+	}
+	// Label and ID from either template, the private one first.
+	_, label, id, err := keygenTemplates(p11.CKMECKeyPairGen, nil,
+		[]wire.Attribute{curve(derP256), {Type: p11.CKALabel, Value: []byte("pub")}, {Type: p11.CKAID, Value: []byte{1}}},
+		[]wire.Attribute{{Type: p11.CKAID, Value: []byte{2}}})
+	if err != nil || label != "pub" || !bytes.Equal(id, []byte{2}) {
+		t.Errorf("label %q, id %x, %v", label, id, err)
+	}
+}
