@@ -149,3 +149,48 @@ func TestSlotsTokensSessions(t *testing.T) {
 		t.Errorf("a new connection's SlotList(false) = %v", ids)
 	}
 }
+
+// TestSlotsAfterOwnerChange: a card given away leaves its slot on the old
+// owner's connection without a token, the new owner's connection sees it
+// at the same slot ID, and a session the service closed closes with CKR_OK.
+func TestSlotsAfterOwnerChange(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	admin := e.dial()
+	serial := e.provisionFor(admin, &wire.CardOwner{UID: 1000})
+	owner := e.dialAs(Peer{UID: 1000, GID: 1000})
+	heir := e.dialAs(Peer{UID: 1002, GID: 1002})
+
+	ids, err := owner.SlotList(true)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("owner's SlotList = %v, %v", ids, err)
+	}
+	slot := ids[0]
+	if ids, _ := heir.SlotList(false); !slices.Equal(ids, []uint64{0}) {
+		t.Fatalf("another user's SlotList(false) = %v", ids)
+	}
+	s, err := owner.OpenSlotSession(slot, p11.CKFSerialSession)
+	if err != nil {
+		t.Fatalf("OpenSlotSession: %v", err)
+	}
+	if err := admin.SetOwner(serial, &wire.CardOwner{UID: 1002}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = owner.SessionInfo(s)
+	wantRV(t, "session of a card given away", err, p11.CKRSessionHandleInvalid)
+	if err := owner.CloseSession(s); err != nil {
+		t.Errorf("CloseSession of a session the service closed: %v", err)
+	}
+	err = owner.CloseSession(s)
+	wantRV(t, "CloseSession of it again", err, p11.CKRSessionHandleInvalid)
+	if ids, _ := owner.SlotList(false); !slices.Equal(ids, []uint64{slot}) {
+		t.Errorf("old owner's SlotList(false) = %v", ids)
+	}
+	_, err = owner.TokenInfo(slot)
+	wantRV(t, "old owner's TokenInfo", err, p11.CKRTokenNotPresent)
+	if ids, _ := heir.SlotList(true); !slices.Equal(ids, []uint64{slot}) {
+		t.Errorf("new owner's SlotList(true) = %v, want [%d]", ids, slot)
+	}
+	if admins, _ := admin.SlotList(true); !slices.Equal(admins, []uint64{slot}) {
+		t.Errorf("admin's SlotList(true) = %v", admins)
+	}
+}
