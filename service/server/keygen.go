@@ -43,14 +43,17 @@ func (c *conn) generateKeyPairTemplates(ctx context.Context, m *wire.GenerateKey
 	return &wire.GeneratedKeyPair{Public: kp.Public, Private: kp.Private}, nil
 }
 
-// keygenTemplates reads C_GenerateKeyPair's arguments: no mechanism
-// parameter; every key a token key, sensitive and never extractable; the
+// keygenTemplates reads C_GenerateKeyPair's arguments: a mechanism of the
+// card with no parameter; every key a token key, sensitive and never extractable; the
 // curve from CKA_EC_PARAMS or the size from CKA_MODULUS_BITS (exponent
 // 65537 if given) and a matching CKA_KEY_TYPE if given; CKA_LABEL and
 // CKA_ID from either template, the private one first.
 func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg, label string, id []byte, err error) {
 	fail := func(st wire.Status, msg string) (string, string, []byte, error) {
 		return "", "", nil, wire.NewError(st, msg)
+	}
+	if mech != p11.CKMECKeyPairGen && mech != p11.CKMRSAPKCSKeyPairGen {
+		return fail(wire.MechanismInvalid, "not a key pair generation mechanism of the card")
 	}
 	if len(param) != 0 {
 		return fail(wire.MechanismParamInvalid, "key pair generation takes no mechanism parameter")
@@ -109,8 +112,6 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 		if e, ok := attrValue(both, p11.CKAPublicExponent); ok && !bytes.Equal(bytes.TrimLeft(e, "\x00"), []byte{0x01, 0x00, 0x01}) {
 			return fail(wire.AttributeValueInvalid, "the TPM's RSA keys have the public exponent 65537")
 		}
-	default:
-		return fail(wire.MechanismInvalid, "not a key pair generation mechanism of the card")
 	}
 	if v, ok := attrValue(both, p11.CKAKeyType); ok {
 		if kt, ok := wire.ParseULong(v); !ok || kt != keyType {

@@ -40,6 +40,7 @@ func TestKeygenTemplates(t *testing.T) {
 		{name: "fail/extractable", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKAExtractable, true)}, rv: p11.CKRTemplateInconsistent},
 		{name: "fail/key-type", mech: ec, pub: []wire.Attribute{curve(derP256), ul(p11.CKAKeyType, p11.CKKRSA)}, rv: p11.CKRTemplateInconsistent},
 		{name: "fail/mechanism", mech: 0x4242, rv: p11.CKRMechanismInvalid},
+		{name: "fail/mechanism-with-param", mech: 0x4242, param: []byte{1}, rv: p11.CKRMechanismInvalid},
 		{name: "fail/mechanism-64-bit", mech: 1<<40 | p11.CKMECKeyPairGen, pub: []wire.Attribute{curve(derP256)}, rv: p11.CKRMechanismInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
