@@ -212,7 +212,8 @@ func goGetSlotInfo(id C.CK_SLOT_ID, p C.CK_SLOT_INFO_PTR) (r C.CK_RV) {
 	padC(unsafe.Pointer(&c.slotDescription[0]), len(c.slotDescription), si.Description)
 	padC(unsafe.Pointer(&c.manufacturerID[0]), len(c.manufacturerID), si.Manufacturer)
 	c.flags = C.CK_FLAGS(si.Flags)
-	c.firmwareVersion = C.CK_VERSION{major: libraryMajor, minor: libraryMinor}
+	c.hardwareVersion = C.CK_VERSION{major: C.CK_BYTE(si.Hardware[0]), minor: C.CK_BYTE(si.Hardware[1])}
+	c.firmwareVersion = C.CK_VERSION{major: C.CK_BYTE(si.Firmware[0]), minor: C.CK_BYTE(si.Firmware[1])}
 	C.tpmcard_put_slot_info(p, c)
 	return C.CK_RV(ckrOK)
 }
@@ -235,7 +236,7 @@ func goGetTokenInfo(id C.CK_SLOT_ID, p C.CK_TOKEN_INFO_PTR) (r C.CK_RV) {
 	padC(unsafe.Pointer(&c.manufacturerID[0]), len(c.manufacturerID), ti.Manufacturer)
 	padC(unsafe.Pointer(&c.model[0]), len(c.model), ti.Model)
 	padC(unsafe.Pointer(&c.serialNumber[0]), len(c.serialNumber), ti.Serial)
-	padC(unsafe.Pointer(&c.utcTime[0]), len(c.utcTime), "")
+	padC(unsafe.Pointer(&c.utcTime[0]), len(c.utcTime), ti.UTCTime)
 	c.flags = C.CK_FLAGS(ti.Flags)
 	c.ulMaxSessionCount = C.CK_ULONG(ti.MaxSessions)
 	c.ulSessionCount = C.CK_ULONG(ti.Sessions)
@@ -247,7 +248,8 @@ func goGetTokenInfo(id C.CK_SLOT_ID, p C.CK_TOKEN_INFO_PTR) (r C.CK_RV) {
 	c.ulFreePublicMemory = C.CK_ULONG(ti.FreePublic)
 	c.ulTotalPrivateMemory = C.CK_ULONG(ti.TotalPriv)
 	c.ulFreePrivateMemory = C.CK_ULONG(ti.FreePriv)
-	c.firmwareVersion = C.CK_VERSION{major: libraryMajor, minor: libraryMinor}
+	c.hardwareVersion = C.CK_VERSION{major: C.CK_BYTE(ti.Hardware[0]), minor: C.CK_BYTE(ti.Hardware[1])}
+	c.firmwareVersion = C.CK_VERSION{major: C.CK_BYTE(ti.Firmware[0]), minor: C.CK_BYTE(ti.Firmware[1])}
 	C.tpmcard_put_token_info(p, c)
 	return C.CK_RV(ckrOK)
 }
@@ -362,9 +364,10 @@ func goGetSessionInfo(h C.CK_SESSION_HANDLE, p C.CK_SESSION_INFO_PTR) (r C.CK_RV
 		return C.CK_RV(rv)
 	}
 	C.tpmcard_put_session_info(p, C.tpmcard_session_info{
-		slotID: C.CK_SLOT_ID(si.Slot),
-		state:  C.CK_STATE(si.State),
-		flags:  C.CK_FLAGS(si.Flags),
+		slotID:        C.CK_SLOT_ID(si.Slot),
+		state:         C.CK_STATE(si.State),
+		flags:         C.CK_FLAGS(si.Flags),
+		ulDeviceError: C.CK_ULONG(si.DeviceError),
 	})
 	return C.CK_RV(ckrOK)
 }

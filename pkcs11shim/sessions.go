@@ -95,7 +95,7 @@ func (m *module) CloseAllSessions(id uint64) rv {
 
 // SessionInfo is CK_SESSION_INFO.
 type SessionInfo struct {
-	Slot, State, Flags uint64
+	Slot, State, Flags, DeviceError uint64
 }
 
 // GetSessionInfo is C_GetSessionInfo.
@@ -110,7 +110,7 @@ func (m *module) GetSessionInfo(h uint64) (SessionInfo, rv) {
 	if err != nil {
 		return SessionInfo{}, m.result(err, ckrDeviceRemoved)
 	}
-	return SessionInfo{Slot: st.Slot, State: uint64(st.State), Flags: st.Flags}, ckrOK
+	return SessionInfo{Slot: st.Slot, State: uint64(st.State), Flags: st.Flags, DeviceError: st.DeviceError}, ckrOK
 }
 
 // Login is C_Login with the raw CK_USER_TYPE, which the service checks, as

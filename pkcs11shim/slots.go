@@ -95,12 +95,16 @@ func (m *module) GetSlotList(tokenPresent bool, list []uint64) (n int, r rv) {
 type SlotInfo struct {
 	Description, Manufacturer string
 	Flags                     uint64
+	Hardware, Firmware        [2]byte // major, minor
 }
 
 // slotInfo is the service's CK_SLOT_INFO, its blank padding trimmed (the C
 // layer pads again, to the same bytes).
 func slotInfo(d wire.SlotDescription) SlotInfo {
-	return SlotInfo{Description: unpad(d.Description), Manufacturer: unpad(d.Manufacturer), Flags: d.Flags}
+	return SlotInfo{
+		Description: unpad(d.Description), Manufacturer: unpad(d.Manufacturer), Flags: d.Flags,
+		Hardware: [2]byte{d.HardwareMajor, d.HardwareMinor}, Firmware: [2]byte{d.FirmwareMajor, d.FirmwareMinor},
+	}
 }
 
 // GetSlotInfo is C_GetSlotInfo: the service's answer, or, while it is away,
@@ -128,7 +132,7 @@ func (m *module) GetSlotInfo(id uint64) (SlotInfo, rv) {
 	case !m.known(id):
 		return SlotInfo{}, ckrSlotIDInvalid
 	}
-	si := SlotInfo{Description: slotDescription, Manufacturer: libraryManufacturer, Flags: ckfRemovableDevice}
+	si := SlotInfo{Description: slotDescription, Manufacturer: libraryManufacturer, Flags: ckfRemovableDevice, Firmware: [2]byte{libraryMajor, libraryMinor}}
 	if s := m.slots[id]; s != nil && s.info != nil {
 		si = slotInfo(*s.info)
 		si.Flags &^= ckfTokenPresent | ckfHWSlot
@@ -143,6 +147,8 @@ type TokenInfo struct {
 	MaxSessions, Sessions, MaxRW, RW             uint64
 	MaxPINLen, MinPINLen                         uint64
 	TotalPublic, FreePublic, TotalPriv, FreePriv uint64
+	Hardware, Firmware                           [2]byte // major, minor
+	UTCTime                                      string
 }
 
 // GetTokenInfo is C_GetTokenInfo, the service's answer as it is.
@@ -171,6 +177,8 @@ func (m *module) GetTokenInfo(id uint64) (TokenInfo, rv) {
 		MaxPINLen: d.MaxPINLen, MinPINLen: d.MinPINLen,
 		TotalPublic: d.TotalPublicMemory, FreePublic: d.FreePublicMemory,
 		TotalPriv: d.TotalPrivateMemory, FreePriv: d.FreePrivateMemory,
+		Hardware: [2]byte{d.HardwareMajor, d.HardwareMinor}, Firmware: [2]byte{d.FirmwareMajor, d.FirmwareMinor},
+		UTCTime: unpad(d.UTCTime),
 	}, ckrOK
 }
 
