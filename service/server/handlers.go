@@ -144,6 +144,7 @@ func (c *conn) listCards() (any, error) {
 		return nil, err
 	}
 	out := &wire.Cards{}
+	slots := slotIDs(cards) // slots.go
 	for _, ci := range cards {
 		if !c.mayUse(ci.Owner) {
 			continue // not even its serial: it is not this peer's card
@@ -156,6 +157,7 @@ func (c *conn) listCards() (any, error) {
 		}
 		ti := c.s.tokenInfo(st)
 		ti.State = cardState(ci, err)
+		ti.Slot = slots[ci.Serial]
 		out.Cards = append(out.Cards, ti)
 	}
 	return out, nil

@@ -155,7 +155,9 @@ func (c *conn) presentSlot(id uint64) (string, error) {
 func (c *conn) getSlotList(m *wire.GetSlotList) (any, error) {
 	cards, err := c.slotCards()
 	if err != nil {
-		return nil, err
+		// C_GetSlotList has no CK_RV for a card list that cannot be read:
+		// the slots show, without tokens.
+		c.log.Warn().Err(err).Msg("listing cards for the slot list")
 	}
 	out := &wire.SlotList{}
 	for _, sc := range cards {
@@ -178,6 +180,10 @@ func (c *conn) getSlotList(m *wire.GetSlotList) (any, error) {
 // getSlotInfo is C_GetSlotInfo.
 func (c *conn) getSlotInfo(m *wire.GetSlotInfo) (any, error) {
 	_, present, err := c.resolveSlot(m.Slot)
+	if _, shown := c.slots[m.Slot]; err != nil && wire.StatusOf(err) != wire.SlotInvalid && shown {
+		c.log.Warn().Err(err).Msg("listing cards for the slot info")
+		present, err = false, nil
+	}
 	if err != nil {
 		return nil, err
 	}

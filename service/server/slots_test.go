@@ -54,6 +54,9 @@ func TestSlotsTokensSessions(t *testing.T) {
 		t.Fatalf("SlotList(true) = %v, %v; want [%d]", ids, err, slotHash(serial))
 	}
 	slot := ids[0]
+	if cards, err := c.ListCards(); err != nil || len(cards) != 1 || cards[0].Slot != slot {
+		t.Errorf("ListCards = %+v, %v: not slot %d", cards, err, slot)
+	}
 	if ids, _ := c.SlotList(false); !slices.Equal(ids, []uint64{slot}) {
 		t.Errorf("SlotList(false) = %v: slot 0 stays after a card came", ids)
 	}

@@ -309,6 +309,7 @@ type TokenInfo struct {
 	Simulated    bool       `cbor:"14,keyasint,omitempty"`
 	Owner        *CardOwner `cbor:"15,keyasint,omitempty"` // nil: administrators only
 	State        CardState  `cbor:"16,keyasint,omitempty"` // ready, or why the card cannot be used
+	Slot         uint64     `cbor:"17,keyasint,omitempty"` // its PKCS#11 slot ID
 }
 
 // Mechanisms asks for the mechanisms a card supports, named by its serial

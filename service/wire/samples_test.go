@@ -90,6 +90,7 @@ func samples() map[Type]any {
 			Flags:     FlagRNG | FlagLoginRequired | FlagUserPINInitialized | FlagTokenInitialized | FlagUserPINToBeChanged,
 			MinPINLen: 6, MaxPINLen: 64, PINTriesLeft: 2, PINTriesMax: 3, PUKTriesLeft: 10, PUKTriesMax: 10,
 			HasPUK: true, HasAdminKey: true, Simulated: true, Owner: &CardOwner{UID: 1000, GID: &sampleGID},
+			State: CardStateLost, Slot: 0x1234_5678,
 		}, {Serial: "TC-0002", Flags: FlagUserPINLocked}}},
 		TypeMechanismList: &MechanismList{Mechanisms: []MechanismInfo{
 			{Mechanism: 0x1041, MinKeyBits: 256, MaxKeyBits: 384, Flags: 0x2800},
