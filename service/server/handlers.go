@@ -320,12 +320,17 @@ func (c *conn) closeSession(m *wire.CloseSession) (any, error) {
 func (c *conn) closeAllSessions(m *wire.CloseAllSessions) (any, error) {
 	serial := m.Serial
 	if m.Slot != 0 || serial == "" {
+		// A slot this connection was shown names its card, gone or not.
 		var ok bool
 		if serial, ok = c.slots[m.Slot]; !ok {
-			if _, _, err := c.resolveSlot(m.Slot); err != nil {
+			ci, present, err := c.resolveSlot(m.Slot)
+			if err != nil {
 				return nil, err
 			}
-			return &wire.Ack{}, nil // the empty reader has no sessions
+			if !present {
+				return &wire.Ack{}, nil // the empty reader has no sessions
+			}
+			serial = ci.Serial
 		}
 	}
 	for id, s := range c.sessions {

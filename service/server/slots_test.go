@@ -133,6 +133,14 @@ func TestSlotsTokensSessions(t *testing.T) {
 	}
 	_, err = c.SessionInfo(rw)
 	wantRV(t, "session after CloseSlotSessions", err, p11.CKRSessionHandleInvalid)
+	// A session opened by serial on a connection never shown the slot.
+	c2 := e.dial()
+	s2 := mustOpen(t, c2, serial, false)
+	if err := c2.CloseSlotSessions(slot); err != nil {
+		t.Fatalf("CloseSlotSessions on a fresh connection: %v", err)
+	}
+	_, err = c2.SessionInfo(s2)
+	wantRV(t, "a serial-opened session after CloseSlotSessions", err, p11.CKRSessionHandleInvalid)
 
 	// A card gone: its slot stays on this connection, without a token.
 	if err := c.DestroyCard(serial); err != nil {
