@@ -27,6 +27,9 @@ var (
 	// broke, a device error). Logins have ended; the transport may
 	// reconnect, and the next call then starts over.
 	ErrTPMUnreachable = errors.New("the TPM cannot be reached")
+	// ErrTPMFull: the TPM has no room for another object or session, and
+	// none of its slots holds anything of tpmcard's that could go.
+	ErrTPMFull = errors.New("the TPM has no room left: another program or an earlier run of the service holds its slots")
 	// ErrCardAltered: the TPM's objects no longer match the card's record
 	// (a replaced index, another limit): someone changed the card behind
 	// the service.

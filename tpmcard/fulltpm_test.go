@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -335,8 +336,8 @@ func TestEvictionSparesWhatTheOperationHolds(t *testing.T) {
 			}()
 			_, err = m.Sign(serial, k.ID, d[:], SignOptions{Hash: crypto.SHA256})
 		}()
-		if !isTPM(err, tpm2.TPMRCSessionMemory) {
-			t.Fatalf("Sign with no session slot: %v, want TPM_RC_SESSION_MEMORY", err)
+		if !isTPM(err, tpm2.TPMRCSessionMemory) || !errors.Is(err, ErrTPMFull) {
+			t.Fatalf("Sign with no session slot: %v, want ErrTPMFull and TPM_RC_SESSION_MEMORY", err)
 		}
 		m.mu.Lock()
 		_, keyKept := m.keys[keyCacheID(serial, k.ID)]

@@ -410,7 +410,7 @@ func (m *Manager) withRoom(fn func() error) error {
 		}
 		if !m.evictOne(isTPM(err, tpm2.TPMRCObjectMemory) || isTPM(err, tpm2.TPMRCObjectHandles),
 			isTPM(err, tpm2.TPMRCSessionMemory) || isTPM(err, tpm2.TPMRCSessionHandles)) {
-			return fmt.Errorf("%w (nothing of tpmcard's own is left to flush: another program or an earlier run of the service holds the TPM's slots)", err)
+			return fmt.Errorf("%w: %w (nothing of tpmcard's own is left to flush)", ErrTPMFull, err)
 		}
 	}
 }

@@ -79,6 +79,7 @@ var sentinels = []struct {
 	{tpmcard.ErrPUKLocked, wire.PUKLocked, "PUK locked", true},
 	{tpmcard.ErrPINExpired, wire.PINExpired, "the PIN must be changed first", false},
 	{tpmcard.ErrNotLoggedIn, wire.NotLoggedIn, "not logged in", false},
+	{tpmcard.ErrTPMFull, wire.TPMFailure, "the TPM has no room left: another program or an earlier run of the service holds its slots; stop that program, or restart the service on a TPM without a resource manager", false},
 	{tpmcard.ErrTPMUnreachable, wire.TPMUnreachable, "the TPM cannot be reached: the service reconnects by itself, then log in again", false},
 	{tpmcard.ErrCardLost, wire.CardLost, "the card's TPM objects are gone", false},
 	{tpmcard.ErrCardAltered, wire.CardAltered, "the card was altered behind the service: its TPM objects no longer match its record", false},

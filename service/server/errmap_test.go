@@ -30,6 +30,8 @@ func TestToStatus(t *testing.T) {
 		{"ok/pin-expired", tpmcard.ErrPINExpired, wire.PINExpired, -1, false},
 		{"ok/not-logged-in", fmt.Errorf("%w (the PIN was changed elsewhere)", tpmcard.ErrNotLoggedIn), wire.NotLoggedIn, -1, false},
 		{"ok/card-lost", wrap(tpmcard.ErrCardLost), wire.CardLost, -1, false},
+		{"ok/tpm-full", wrap(tpmcard.ErrTPMFull), wire.TPMFailure, -1, false},
+		{"ok/tpm-unreachable", wrap(tpmcard.ErrTPMUnreachable), wire.TPMUnreachable, -1, false},
 		{"ok/nv-space", tpmcard.ErrNVSpace, wire.NVSpaceExhausted, -1, false},
 		{"ok/tpm-busy", wrap(tpmcard.ErrTPMBusy), wire.TPMBusy, -1, false},
 		{"ok/card-not-found", wrap(tpmcard.ErrCardNotFound), wire.CardNotFound, -1, false},
