@@ -244,7 +244,7 @@ func TestAttackAdminBranch(t *testing.T) {
 				ref = adminkey.SetPINRef(serial)
 			}
 			nonce := s.NonceTPM().Buffer
-			sig, err := adminkey.SignDigest(admin, policySignedDigest(nonce, 0, nil, ref))
+			sig, err := adminkey.SignDigest(admin, adminkey.PolicySignedDigest(nonce, 0, nil, ref))
 			if err != nil {
 				t.Fatal(err)
 			}

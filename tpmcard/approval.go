@@ -2,12 +2,11 @@ package tpmcard
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 )
 
 // approval is the public half of a card's one-time approval key and the
@@ -168,7 +167,7 @@ func (a *approver) approve(policy []byte, ref string) ([]byte, error) {
 // is good in that session once; a copy of it is worth nothing.
 func (a *approver) provisionStep(sess tpm2.Session) error {
 	nonce := sess.NonceTPM().Buffer
-	sig, err := a.sign(policySignedDigest(nonce, 0, nil, []byte(refProvision)))
+	sig, err := a.sign(adminkey.PolicySignedDigest(nonce, 0, nil, []byte(refProvision)))
 	if err != nil {
 		return err
 	}
@@ -189,17 +188,6 @@ func (a *approver) discard() {
 		flush(a.m.tpm, a.handle)
 		a.handle = 0
 	}
-}
-
-// policySignedDigest is aHash = H(nonceTPM || expiration || cpHashA ||
-// policyRef), what a PolicySigned signature covers (Part 3 §23.3).
-func policySignedDigest(nonce []byte, expiration int32, cpHash, ref []byte) []byte {
-	h := sha256.New()
-	h.Write(nonce)
-	_ = binary.Write(h, binary.BigEndian, expiration)
-	h.Write(cpHash)
-	h.Write(ref)
-	return h.Sum(nil)
 }
 
 // ecdsaSignature wraps r||s as an ECDSA-SHA256 TPMT_SIGNATURE.

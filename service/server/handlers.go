@@ -537,22 +537,41 @@ func (c *conn) unblock(m *wire.Unblock) (any, error) {
 // Keys.
 
 func (c *conn) generateKeyPair(ctx context.Context, m *wire.GenerateKeyPair) (any, error) {
-	if err := c.needAdmin(wire.TypeGenerateKeyPair); err != nil {
+	s, err := c.keygenSession(wire.TypeGenerateKeyPair, m.Session)
+	if err != nil {
 		return nil, err
 	}
-	s, err := c.session(m.Session)
+	kp, err := c.generateKeyIn(ctx, s, m.Algorithm, m.Label, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	return kp, nil
+}
+
+// keygenSession checks that the peer may generate keys and that the
+// session is a read-write one.
+func (c *conn) keygenSession(t wire.Type, id uint32) (*session, error) {
+	if err := c.needAdmin(t); err != nil {
+		return nil, err
+	}
+	s, err := c.session(id)
 	if err != nil {
 		return nil, err
 	}
 	if !s.rw {
 		return nil, wire.NewError(wire.SessionReadOnly, "generating a key needs a read-write session")
 	}
-	alg, err := tpmcard.ParseAlgorithm(m.Algorithm)
+	return s, nil
+}
+
+// generateKeyIn generates a key pair on the session's card.
+func (c *conn) generateKeyIn(ctx context.Context, s *session, algorithm, label string, id []byte) (*wire.KeyPairGenerated, error) {
+	alg, err := tpmcard.ParseAlgorithm(algorithm)
 	if err != nil {
-		return nil, wire.Errorf(wire.UnsupportedAlgorithm, "unknown key algorithm %q", m.Algorithm)
+		return nil, wire.Errorf(wire.UnsupportedAlgorithm, "unknown key algorithm %q", algorithm)
 	}
 	expect := expectedKeygen(alg)
-	k, err := c.s.m.GenerateKey(ctx, s.serial, tpmcard.KeyOptions{Algorithm: alg, Label: m.Label, ID: m.ID},
+	k, err := c.s.m.GenerateKey(ctx, s.serial, tpmcard.KeyOptions{Algorithm: alg, Label: label, ID: id},
 		func(p tpmcard.Progress) {
 			pct := min(95, int(100*p.Elapsed/expect))
 			c.progress(wire.Progress{Percent: pct, Message: fmt.Sprintf("generating %s key (%s)", alg, p.Elapsed.Round(100*time.Millisecond))})

@@ -21,25 +21,18 @@ var (
 )
 
 func (c *conn) generateKeyPairTemplates(ctx context.Context, m *wire.GenerateKeyPairTemplates) (any, error) {
-	if err := c.needAdmin(wire.TypeGenerateKeyPairTemplates); err != nil {
-		return nil, err
-	}
-	s, err := c.session(m.Session)
+	s, err := c.keygenSession(wire.TypeGenerateKeyPairTemplates, m.Session)
 	if err != nil {
 		return nil, err
-	}
-	if !s.rw {
-		return nil, wire.NewError(wire.SessionReadOnly, "generating a key needs a read-write session")
 	}
 	alg, label, id, err := keygenTemplates(m.Mechanism, m.Param, m.Public, m.Private)
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.generateKeyPair(ctx, &wire.GenerateKeyPair{Session: m.Session, Algorithm: alg, Label: label, ID: id})
+	kp, err := c.generateKeyIn(ctx, s, alg, label, id)
 	if err != nil {
 		return nil, err
 	}
-	kp := r.(*wire.KeyPairGenerated)
 	return &wire.GeneratedKeyPair{Public: kp.Public, Private: kp.Private}, nil
 }
 

@@ -171,15 +171,18 @@ func (c *Challenge) ResetCpHash() []byte {
 
 // SetDigest is the aHash the new-PIN signature covers.
 func (c *Challenge) SetDigest() []byte {
-	return aHash(c.SetNonce, c.Expiration(), nil, SetPINRef(c.Serial))
+	return PolicySignedDigest(c.SetNonce, c.Expiration(), nil, SetPINRef(c.Serial))
 }
 
 // ResetDigest is the aHash the counter-reset signature covers.
 func (c *Challenge) ResetDigest() []byte {
-	return aHash(c.ResetNonce, c.Expiration(), c.ResetCpHash(), ResetRef(c.Serial))
+	return PolicySignedDigest(c.ResetNonce, c.Expiration(), c.ResetCpHash(), ResetRef(c.Serial))
 }
 
-func aHash(nonce []byte, expiration int32, cpHash, ref []byte) []byte {
+// PolicySignedDigest is aHash = SHA-256(nonceTPM || expiration ||
+// cpHashA || policyRef), what a TPM2_PolicySigned signature covers (TPM 2.0
+// Part 3 §23.3).
+func PolicySignedDigest(nonce []byte, expiration int32, cpHash, ref []byte) []byte {
 	h := sha256.New()
 	h.Write(nonce)
 	_ = binary.Write(h, binary.BigEndian, expiration)
