@@ -75,12 +75,34 @@ func startServiceOn(t *testing.T, tpm, dir string, extra ...string) (env []strin
 			t.Fatal(err)
 		}
 	}
-	sock := filepath.Join(dir, "run", "tpmcard.sock")
-	args := append([]string{"service", "run", "--tpm", tpm, "--state-dir", filepath.Join(dir, "state"),
-		"--socket", sock, "--config", "/dev/null", "--log-level", "debug"}, extra...)
+	env, stop, _ = serviceAt(t, tpm, filepath.Join(dir, "state"), filepath.Join(dir, "run"), extra...)
+	return env, stop
+}
+
+// syncBuf is a bytes.Buffer that the service's output goroutine and the
+// test may use at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// serviceAt runs `tpmcard service run` with its state in state and its
+// socket in run (a new temporary directory when empty), and returns the
+// client environment, a stop (SIGTERM) and the service's log.
+func serviceAt(t *testing.T, tpm, state, run string, extra ...string) (env []string, stop func(), log *syncBuf) {
+	t.Helper()
+	if run == "" {
+		run = filepath.Join(t.TempDir(), "run")
+	}
+	sock := filepath.Join(run, "tpmcard.sock")
+	args := append([]string{"service", "run", "--tpm", tpm, "--state-dir", state, "--socket", sock,
+		"--config", "/dev/null", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(cliBin, args...)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	log = &syncBuf{}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +140,7 @@ func startServiceOn(t *testing.T, tpm, dir string, extra ...string) (env []strin
 			t.Fatalf("no socket after 10s:\n%s", log.String())
 		}
 	}
-	return []string{"TPMCARD_SOCKET=" + sock}, stop
+	return []string{"TPMCARD_SOCKET=" + sock}, stop, log
 }
 
 func TestDemoScript(t *testing.T) {

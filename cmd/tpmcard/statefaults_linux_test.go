@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,61 +18,6 @@ import (
 // The faults of issue 11 items 4 to 6, through the real service process
 // on the simulator and on swtpm. On swtpm the test also reads the TPM's
 // NV indices while the service is stopped.
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// serviceAt runs `tpmcard service run` with its state in state and returns
-// the client environment, a stop (SIGTERM) and the service's log.
-func serviceAt(t *testing.T, tpm, state string) (env []string, stop func(), log *syncBuf) {
-	t.Helper()
-	run := filepath.Join(t.TempDir(), "run")
-	sock := filepath.Join(run, "tpmcard.sock")
-	cmd := exec.Command(cliBin, "service", "run", "--tpm", tpm, "--state-dir", state, "--socket", sock,
-		"--config", "/dev/null", "--log-level", "debug")
-	log = &syncBuf{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				t.Error("the service did not stop on SIGTERM")
-			}
-			if t.Failed() {
-				t.Logf("service log:\n%s", log.String())
-			}
-		})
-	}
-	t.Cleanup(stop)
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the service exited: %v\n%s", err, log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if i > 200 {
-			t.Fatalf("no socket after 10s:\n%s", log.String())
-		}
-	}
-	return []string{"TPMCARD_SOCKET=" + sock}, stop, log
-}
 
 // onEachTPM runs fn on the simulator and on swtpm (sw nil on the simulator).
 func onEachTPM(t *testing.T, fn func(t *testing.T, spec string, sw *tpmtest.SWTPM)) {
@@ -158,7 +101,7 @@ func mustCLI(t *testing.T, env []string, stdin string, args ...string) string {
 func TestFullStateDirThroughService(t *testing.T) {
 	onEachTPM(t, func(t *testing.T, spec string, sw *tpmtest.SWTPM) {
 		state := tpmtest.Tmpfs(t, 1<<20)
-		env, stop, _ := serviceAt(t, spec, state)
+		env, stop, _ := serviceAt(t, spec, state, "")
 		pin, puk := "full disk PIN 1", "FULLDISKPUK1234"
 		mustCLI(t, env, pin+"\n"+puk+"\n", "card", "create", "--label", "a", "--pin-stdin", "--puk-stdin")
 		mustCLI(t, env, puk+"\n", "card", "create", "--label", "b", "--puk-stdin") // default PIN, must change
@@ -166,7 +109,7 @@ func TestFullStateDirThroughService(t *testing.T) {
 		if sw != nil {
 			stop()
 			before = tpmNV(t, sw, state)
-			env, stop, _ = serviceAt(t, spec, state)
+			env, stop, _ = serviceAt(t, spec, state, "")
 		}
 
 		free := tpmtest.Fill(t, state)
@@ -199,7 +142,7 @@ func TestFullStateDirThroughService(t *testing.T) {
 			if after := tpmNV(t, sw, state); !slices.Equal(after, before) {
 				t.Fatalf("NV indices after the refusals %v, before %v", after, before)
 			}
-			env, stop, _ = serviceAt(t, spec, state)
+			env, stop, _ = serviceAt(t, spec, state, "")
 		}
 
 		free()
@@ -222,12 +165,12 @@ func TestFullStateDirThroughService(t *testing.T) {
 func TestDamagedCardsListedAndDestroyed(t *testing.T) {
 	onEachTPM(t, func(t *testing.T, spec string, sw *tpmtest.SWTPM) {
 		state := filepath.Join(t.TempDir(), "state")
-		env, stop, _ := serviceAt(t, spec, state)
+		env, stop, _ := serviceAt(t, spec, state, "")
 		var before []tpm2.TPMHandle
 		if sw != nil {
 			stop()
 			before = tpmNV(t, sw, state)
-			env, stop, _ = serviceAt(t, spec, state)
+			env, stop, _ = serviceAt(t, spec, state, "")
 		}
 		mustCLI(t, env, "damaged PIN 1\n", "card", "create", "--label", "half", "--pin-stdin")
 		mustCLI(t, env, "damaged PIN 1\n", "card", "create", "--label", "gone", "--pin-stdin")
@@ -272,7 +215,7 @@ func TestDamagedCardsListedAndDestroyed(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		env, stop, _ = serviceAt(t, spec, state)
+		env, stop, _ = serviceAt(t, spec, state, "")
 
 		out := mustCLI(t, env, "", "card", "list")
 		for _, want := range []string{"half", "destroy incomplete", "gone", "lost", "-/5"} {
@@ -326,7 +269,7 @@ func nvNameOf(t *testing.T, tpm interface {
 func TestStaleFilesAndKilledKeygen(t *testing.T) {
 	onEachTPM(t, func(t *testing.T, spec string, sw *tpmtest.SWTPM) {
 		state := filepath.Join(t.TempDir(), "state")
-		env, stop, _ := serviceAt(t, spec, state)
+		env, stop, _ := serviceAt(t, spec, state, "")
 		mustCLI(t, env, "keygen PIN 1\n", "card", "create", "--pin-stdin")
 		stop()
 		serial := diskRecords(t, state)[0].Serial
@@ -335,7 +278,7 @@ func TestStaleFilesAndKilledKeygen(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		env, _, log := serviceAt(t, spec, state)
+		env, _, log := serviceAt(t, spec, state, "")
 		if !strings.Contains(log.String(), `"files":2`) || !strings.Contains(log.String(), "removed temporary files") {
 			t.Errorf("the service's start does not log the two stale files:\n%s", log.String())
 		}
