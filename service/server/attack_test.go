@@ -237,10 +237,19 @@ func TestOtherUserAttacks(t *testing.T) {
 			t.Fatalf("uid 65534 held %s connections (refused: %s), want %d", lines["held"], lines["refused"], perUser)
 		}
 		// Root still connects, and so does another user.
+		before := e.s.connCount()
 		if c, err := client.Dial(e.sock); err != nil {
 			t.Fatalf("root is locked out while uid 65534 holds its connections: %v", err)
 		} else {
 			c.Close()
+		}
+		// The server frees a closed connection's slot when it reads the
+		// end of stream: wait for that, or root's own closed connection
+		// would take the slot the last check needs.
+		for deadline := time.Now().Add(5 * time.Second); e.s.connCount() > before; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server never freed a closed connection's slot")
+			}
 		}
 		// Many other users together still leave root its room.
 		others := 0
@@ -462,4 +471,12 @@ func TestWrongOldPINEndsEveryLogin(t *testing.T) {
 	if cards, _ := admin.ListCards(); cards[0].PINTriesLeft != 2 {
 		t.Errorf("tries left %d after one wrong PIN, want 2", cards[0].PINTriesLeft)
 	}
+}
+
+// connCount is the number of connections the server counts against its
+// limits.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
