@@ -150,7 +150,7 @@ func (m *Manager) GenerateKey(ctx context.Context, serial string, opts KeyOption
 		info.ID = kr.ID
 	}
 	if kr.Label == "" {
-		kr.Label = fmt.Sprintf("%s %x", opts.Algorithm, kr.ID[:4])
+		kr.Label = fmt.Sprintf("%s %x", opts.Algorithm, kr.ID[:min(4, len(kr.ID))]) // a chosen ID may be short
 		info.Label = kr.Label
 	}
 	c := r.clone()

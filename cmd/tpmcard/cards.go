@@ -735,7 +735,9 @@ func keyExport(e *env, args []string) error {
 			return err
 		}
 		line := bytes.TrimRight(ssh.MarshalAuthorizedKey(pub), "\n")
-		_, err = fmt.Fprintf(e.stdout, "%s tpmcard-%s-%s\n", line, t.Serial, k.ID[:8])
+		// The comment names the card and the key (its hex ID, shortened
+		// to 8 digits when longer; a chosen ID may be shorter).
+		_, err = fmt.Fprintf(e.stdout, "%s tpmcard-%s-%s\n", line, t.Serial, k.ID[:min(8, len(k.ID))])
 		return err
 	}
 	return fmt.Errorf("%w: --format %q: want pem or ssh", errUsage, *format)

@@ -395,3 +395,19 @@ func TestTPMInfo(t *testing.T) {
 		t.Fatalf("tpm info: %+v", info)
 	}
 }
+
+// `key export --format ssh` of a key with a short chosen ID names it by
+// that ID (it panicked cutting the ID to 8 hex digits).
+func TestSSHExportOfShortID(t *testing.T) {
+	env := startService(t)
+	if _, errs, code := cli(t, env, "short id PIN 1\n", "card", "create", "--pin-stdin"); code != 0 {
+		t.Fatalf("card create: %s", errs)
+	}
+	if _, errs, code := cli(t, env, "", "key", "generate", "--id", "01"); code != 0 {
+		t.Fatalf("key generate --id 01: %s", errs)
+	}
+	out, errs, code := cli(t, env, "", "key", "export", "--format", "ssh", "--key", "01")
+	if code != 0 || !strings.HasPrefix(out, "ecdsa-sha2-nistp256 ") || !strings.HasSuffix(strings.TrimSpace(out), "-01") {
+		t.Fatalf("key export --format ssh: exit %d, %q, %s", code, out, errs)
+	}
+}
