@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// One derivation must cost at least 10 ms of CPU (issue 10: each offline
-// guess against a stolen authValue costs that much). It measures the
+// One derivation must cost at least 10 ms of CPU: each offline guess
+// against a stolen authValue costs that much. It measures the
 // process's CPU time (argon2 works in its own goroutines), not the wall
 // clock, so other processes on the machine neither make it pass nor fail;
 // the cheapest of a few runs counts.

@@ -9,8 +9,8 @@ import (
 )
 
 // BenchmarkLogin is a C_Login: the PIN's slow derivation (kdf.go), a
-// salted HMAC session and PolicySecret of the PIN index. Issue 10 wants it
-// under 30 ms with a derivation of at least 10 ms of CPU.
+// salted HMAC session and PolicySecret of the PIN index; the aim is under
+// 30 ms with a derivation of at least 10 ms of CPU.
 func BenchmarkLogin(b *testing.B) {
 	benchTPMs(b, func(b *testing.B, tpm transport.TPM) {
 		m, err := Open(tpm, WithStateDir(b.TempDir()))

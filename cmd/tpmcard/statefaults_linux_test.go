@@ -15,8 +15,9 @@ import (
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
-// The faults of issue 11 items 4 to 6, through the real service process
-// on the simulator and on swtpm. On swtpm the test also reads the TPM's
+// State-directory faults, damaged cards, stale files and retried key
+// generation, through the real service process on the simulator and on
+// swtpm. On swtpm the test also reads the TPM's
 // NV indices while the service is stopped.
 
 // onEachTPM runs fn on the simulator and on swtpm (sw nil on the simulator).

@@ -26,7 +26,7 @@ import (
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
-// The machine's other users (issue 10, point 4), as attacks: a real
+// The machine's other users, as attacks: a real
 // client process running as uid 65534 ("nobody"), identified by the
 // kernel's SO_PEERCRED and nothing else, against root's card.
 

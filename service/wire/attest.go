@@ -1,6 +1,6 @@
 package wire
 
-// Enrollment (issue 5): key attestation through the service.
+// Enrollment: key attestation through the service.
 
 // AttestKey asks for a key attestation statement (administrators only):
 // the TPM certifies the card key and the card's PIN index with its

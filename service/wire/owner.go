@@ -1,6 +1,6 @@
 package wire
 
-// Card owners (issue 10, point 4): a card belongs to a user and,
+// Card owners: a card belongs to a user and,
 // optionally, a group. The service shows a card, and lets it be used, only
 // to them and to administrators; to anyone else it answers CardNotFound,
 // as for a card that does not exist.
