@@ -52,7 +52,7 @@ const (
 	TypeAttestKey   Type = 0x43 // enrollment: key attestation (attest.go)
 	TypeSetOwner    Type = 0x44 // who the card belongs to (owner.go)
 
-	// The administrator's offline unblock (issue: fleet unblock).
+	// The administrator's offline unblock.
 	TypeAdminChallenge Type = 0x48
 	TypeAdminUnblock   Type = 0x49
 )
