@@ -85,8 +85,28 @@ func (p kdfParams) derive(kind string, s []byte) ([]byte, error) {
 	salt = append(salt, "tpmcard "+kind+"\x00"...)
 	salt = append(salt, p.Salt...)
 	raw := argon2.IDKey(s, salt, p.Time, p.Memory, p.Threads, authRawLen)
+	// argon2's last step (BLAKE2b of the final block) leaves copies of the
+	// output in its dead stack frames: overwrite them.
+	scrubStack()
 	out := make([]byte, base64.RawStdEncoding.EncodedLen(authRawLen))
 	base64.RawStdEncoding.Encode(out, raw)
 	wipe(raw)
 	return out, nil
+}
+
+// scrubStack zeroes the stack below its caller's frame, where the calls
+// its caller just made kept their locals. It is as deep as argon2's final
+// step (a 1 KiB block, then BLAKE2b's state), so it fits the stack those
+// calls already had: a stack that had to grow would leave the old one
+// behind, unwiped.
+//
+//go:noinline
+func scrubStack() byte {
+	var b [6 << 10]byte
+	var acc byte
+	for i := range b {
+		b[i] = 0
+		acc |= b[i]
+	}
+	return acc
 }
