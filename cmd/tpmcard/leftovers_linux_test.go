@@ -5,8 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -95,18 +93,7 @@ func TestKilledServiceLeftovers(t *testing.T) {
 	if strings.Contains(log.String(), "left in the TPM by an earlier run") {
 		t.Errorf("the first start on a fresh TPM flushed something:\n%s", log.String())
 	}
-	if _, errs, code := cli(t, env, pin+"\n", "card", "create", "--pin-stdin"); code != 0 {
-		t.Fatalf("card create: %s", errs)
-	}
-	if _, errs, code := cli(t, env, "", "key", "generate"); code != 0 {
-		t.Fatalf("key generate: %s", errs)
-	}
-	out, _, _ := cli(t, env, "", "key", "list", "--json")
-	var keys []keyView
-	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 1 {
-		t.Fatalf("key list: %q %v", out, err)
-	}
-	id, _ := hex.DecodeString(keys[0].ID)
+	id := cardWithKey(t, env, pin)
 
 	// sign logs in through the Go client and signs; it returns the
 	// client, which stays logged in.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -281,16 +282,7 @@ func TestNonAdminIsDenied(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(cliBin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	as := func(args ...string) (string, int) {
-		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", cliBin}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		}
-		return string(out), 0
-	}
+	as := asNobody(setpriv, env)
 	if out, code := as("card", "list", "--json"); code != 0 {
 		t.Fatalf("card list as nobody: %d %s", code, out)
 	}
@@ -410,4 +402,41 @@ func TestSSHExportOfShortID(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "ecdsa-sha2-nistp256 ") || !strings.HasSuffix(strings.TrimSpace(out), "-01") {
 		t.Fatalf("key export --format ssh: exit %d, %q, %s", code, out, errs)
 	}
+}
+
+// asNobody runs the CLI as uid and gid 65534 with no supplementary groups
+// (through setpriv) and returns its combined output and exit status.
+func asNobody(setpriv string, env []string) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", cliBin}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+}
+
+// cardWithKey creates a card with pin and one ECDSA key through the CLI and
+// returns the key's ID.
+func cardWithKey(t *testing.T, env []string, pin string) []byte {
+	t.Helper()
+	if _, errs, code := cli(t, env, pin+"\n", "card", "create", "--pin-stdin"); code != 0 {
+		t.Fatalf("card create: %s", errs)
+	}
+	if _, errs, code := cli(t, env, "", "key", "generate"); code != 0 {
+		t.Fatalf("key generate: %s", errs)
+	}
+	out, _, _ := cli(t, env, "", "key", "list", "--json")
+	var keys []keyView
+	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 1 {
+		t.Fatalf("key list: %q %v", out, err)
+	}
+	id, err := hex.DecodeString(keys[0].ID)
+	if err != nil {
+		t.Fatalf("key ID %q: %v", keys[0].ID, err)
+	}
+	return id
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,16 +75,7 @@ func TestCardOwner(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(cliBin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	nobody := func(args ...string) (string, int) {
-		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", cliBin}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		}
-		return string(out), 0
-	}
+	nobody := asNobody(setpriv, env)
 
 	// Root's own card: nobody does not see it, nor reach it by serial.
 	out, errs, code := cli(t, env, "", "card", "create", "--label", "root's")

@@ -4,8 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -30,18 +28,7 @@ func TestTPMLostUnderSigningClients(t *testing.T) {
 	env, _ := startServiceOn(t, sw.Spec(), t.TempDir())
 	sock := strings.TrimPrefix(env[0], "TPMCARD_SOCKET=")
 	pin := "lost TPM PIN 1"
-	if _, errs, code := cli(t, env, pin+"\n", "card", "create", "--pin-stdin"); code != 0 {
-		t.Fatalf("card create: %s", errs)
-	}
-	if _, errs, code := cli(t, env, "", "key", "generate"); code != 0 {
-		t.Fatalf("key generate: %s", errs)
-	}
-	out, _, _ := cli(t, env, "", "key", "list", "--json")
-	var keys []keyView
-	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 1 {
-		t.Fatalf("key list: %q %v", out, err)
-	}
-	id, _ := hex.DecodeString(keys[0].ID)
+	id := cardWithKey(t, env, pin)
 	admin, err := client.Dial(sock)
 	if err != nil {
 		t.Fatal(err)
