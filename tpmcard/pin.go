@@ -14,12 +14,19 @@ import (
 // locked PIN gives ErrPINLocked (ErrCardBlocked when the PUK is locked
 // too). A card whose PIN must change can log in, but not sign.
 func (m *Manager) Login(serial string, pin secret.Secret) error {
-	r, err := m.lockCard(serial)
+	// The slow derivation needs no TPM: run it before taking the lock,
+	// which would otherwise hold every other card's signatures back for
+	// as long (a card's derivation parameters never change).
+	auth, err := m.deriveUnlocked(serial, "pin", pin)
 	if err != nil {
 		return err
 	}
+	r, err := m.lockCard(serial)
+	if err != nil {
+		wipe(auth)
+		return err
+	}
 	defer m.unlock()
-	auth := r.authValue("pin", pin)
 	hs, closer, err := m.saltedHMAC(auth)
 	if err != nil {
 		wipe(auth)
@@ -55,6 +62,22 @@ func (m *Manager) Login(serial string, pin secret.Secret) error {
 	m.sig.armedFor = serial
 	m.logins[serial] = &login{auth: auth, sess: hs, close: closer, used: m.tick()}
 	return nil
+}
+
+// deriveUnlocked derives a card's authValue from its record without the
+// Manager's lock.
+func (m *Manager) deriveUnlocked(serial, kind string, s []byte) ([]byte, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	r, err := m.record(serial)
+	if err != nil {
+		return nil, err
+	}
+	if r.Version < recordVersion {
+		return nil, fmt.Errorf("card %s: %w", serial, ErrCardOutdated)
+	}
+	return r.authValue(kind, s), nil
 }
 
 // isPINFailure reports whether err says the PIN was wrong or is locked.
