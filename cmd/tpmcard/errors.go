@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"syscall"
 
+	"github.com/tpmcard/tpmcard/service/client"
 	"github.com/tpmcard/tpmcard/service/wire"
 )
 
@@ -34,9 +34,9 @@ func describe(err error) string {
 	var se *wire.StatusError
 	if !errors.As(err, &se) {
 		switch {
-		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		case errors.Is(err, client.ErrServiceUnreachable):
 			return strings.TrimPrefix(err.Error(), "tpmcard: ") + "\n  the tpmcard service is not running: start it with `tpmcard service start`, or `tpmcard service run` in the foreground"
-		case errors.Is(err, syscall.EACCES):
+		case errors.Is(err, client.ErrSocketForbidden):
 			return strings.TrimPrefix(err.Error(), "tpmcard: ") + "\n  you may not use the service's socket: ask your administrator to add you to the card group"
 		}
 		if errors.Is(err, errUsage) {

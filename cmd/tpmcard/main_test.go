@@ -254,6 +254,12 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "tpmcard service start") {
 		t.Fatalf("no service: %d %q", code, errs)
 	}
+	// A missing input file is not a missing service.
+	missing := filepath.Join(t.TempDir(), "no-such-file")
+	if _, errs, code = cli(t, env, "some PIN\n", "sign", "--pin-stdin", "--in", missing); code != 1 ||
+		!strings.Contains(errs, missing) || strings.Contains(errs, "service") {
+		t.Fatalf("missing input file: %d %q", code, errs)
+	}
 	if _, errs, code = cli(t, nil, "", "frobnicate"); code != 1 || !strings.Contains(errs, `unknown command "frobnicate"`) {
 		t.Fatalf("unknown command: %d %q", code, errs)
 	}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tpmcard/tpmcard/service/wire"
@@ -71,7 +72,7 @@ func DialContext(ctx context.Context, socketPath string) (*Client, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
-		return nil, fmt.Errorf("tpmcard: connecting to the service at %s: %w", socketPath, err)
+		return nil, &DialError{Socket: socketPath, Err: err}
 	}
 	c := &Client{nc: nc, w: wire.NewConn(nc)}
 	c.w.OnProgress = func(p wire.Progress) {
@@ -95,6 +96,39 @@ func DialContext(ctx context.Context, socketPath string) (*Client, error) {
 	}
 	c.hello = *h
 	return c, nil
+}
+
+// ErrServiceUnreachable: no service listens at the socket (it is missing,
+// or nothing accepts on it). ErrSocketForbidden: the socket exists but
+// this user may not connect to it. A DialError matches one of them.
+var (
+	ErrServiceUnreachable = errors.New("tpmcard: the service is not running")
+	ErrSocketForbidden    = errors.New("tpmcard: not allowed to connect to the service's socket")
+)
+
+// DialError is a failure to connect to the service's socket (not one of
+// the handshake after it).
+type DialError struct {
+	Socket string
+	Err    error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("tpmcard: connecting to the service at %s: %v", e.Socket, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrServiceUnreachable) and ErrSocketForbidden
+// true for the dial failures they name.
+func (e *DialError) Is(target error) bool {
+	switch target {
+	case ErrServiceUnreachable:
+		return errors.Is(e.Err, syscall.ENOENT) || errors.Is(e.Err, syscall.ECONNREFUSED)
+	case ErrSocketForbidden:
+		return errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM)
+	}
+	return false
 }
 
 // Close ends the connection, and with it every login it holds.
