@@ -1,11 +1,9 @@
 package tpmtest
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -28,7 +26,7 @@ import (
 const RequireSWTPMEnv = "TPMCARD_REQUIRE_SWTPM"
 
 const (
-	readyTimeout    = 20 * time.Second // swtpm listening and answering
+	readyTimeout    = 20 * time.Second // swtpm has bound its ports
 	connectTimeout  = 30 * time.Second // a connection waits while another is open
 	shutdownTimeout = 5 * time.Second  // TPM2_Shutdown before stopping
 	termTimeout     = 5 * time.Second  // SIGTERM before SIGKILL
@@ -289,11 +287,22 @@ func (s *SWTPM) startLocked(port int) error {
 	return fmt.Errorf("starting swtpm: no free port pair after %d tries: %w", portTries, last)
 }
 
-// launch runs swtpm on port (commands) and port+1 (control) and waits until
-// it answers a TPM command.
+// launch runs swtpm on port (commands) and port+1 (control) and waits
+// until it has bound both.
+//
+// swtpm writes its pid file only after it has bound its command and
+// control sockets (swtpm.c: handle_ctrlchannel_options and
+// handle_server_options come before pidfile_write), and it exits if a
+// bind fails. So a pid file holding our child's pid means both ports are
+// ours. Nothing is sent to either port: each serves one client at a time,
+// and a client that reconnects by itself (the service's TPM link, which
+// holds the command port and, as the TCP transport's platform port, the
+// control port) may already hold them; connections made meanwhile wait in
+// the backlog until swtpm's main loop takes them.
 func (s *SWTPM) launch(port int) (*process, error) {
 	s.launches++
 	logPath := filepath.Join(s.logDir, fmt.Sprintf("swtpm-%d.log", s.launches))
+	pidPath := filepath.Join(s.logDir, fmt.Sprintf("swtpm-%d.pid", s.launches))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -304,6 +313,7 @@ func (s *SWTPM) launch(port int) (*process, error) {
 		"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
 		"--tpmstate", "dir="+s.stateDir,
 		"--flags", "not-need-init,startup-clear",
+		"--pid", "file="+pidPath,
 		"--log", "file="+logPath,
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -317,63 +327,19 @@ func (s *SWTPM) launch(port int) (*process, error) {
 		close(p.done)
 	}()
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	want := strconv.Itoa(cmd.Process.Pid)
+	for deadline := time.Now().Add(readyTimeout); ; time.Sleep(10 * time.Millisecond) {
 		if p.exited() {
 			return nil, exitError(p)
 		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
+		if b, err := os.ReadFile(pidPath); err == nil && strings.TrimSpace(string(b)) == want {
+			return p, nil
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			return nil, fmt.Errorf("swtpm did not listen on %s within %v: %s", addr, readyTimeout, p.output())
+			return nil, fmt.Errorf("swtpm did not bind 127.0.0.1:%d and :%d within %v: %s", port, port+1, readyTimeout, p.output())
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-
-	// Another process might own the port we reached; only an answer from a
-	// still-running swtpm counts. Ask its control channel, which takes
-	// connections of its own: the command channel serves one client at a
-	// time, and a client that reconnects by itself (the service's TPM
-	// link) may already hold it.
-	err = ctrlGetCapability(net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
-	if p.exited() {
-		return nil, exitError(p)
-	}
-	if err != nil {
-		p.kill()
-		return nil, fmt.Errorf("swtpm at %s does not answer: %w: %s", addr, err, p.output())
-	}
-	return p, nil
-}
-
-// ctrlGetCapability sends CMD_GET_CAPABILITY (1) on swtpm's control
-// channel and checks the answer: a 4-byte result (0: success) and the
-// 4-byte capability flags (swtpm-ioctls(3), the socket interface).
-func ctrlGetCapability(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, readyTimeout)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(readyTimeout)); err != nil {
-		return err
-	}
-	if _, err := c.Write([]byte{0, 0, 0, 1}); err != nil {
-		return err
-	}
-	var rsp [8]byte
-	if _, err := io.ReadFull(c, rsp[:]); err != nil {
-		return fmt.Errorf("control channel: %w", err)
-	}
-	if rc := binary.BigEndian.Uint32(rsp[:4]); rc != 0 {
-		return fmt.Errorf("control channel: CMD_GET_CAPABILITY answered %#x", rc)
-	}
-	return nil
 }
 
 // exitError explains why swtpm exited at start.

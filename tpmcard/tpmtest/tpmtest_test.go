@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/tpmcard/tpmcard/tpmcard/backend"
 )
 
 const testIndex = tpm2.TPMHandle(0x01500010)
@@ -350,4 +352,42 @@ func TestMissingSWTPM(t *testing.T) {
 	if err == nil || !strings.Contains(out, "--- FAIL") || !strings.Contains(out, "swtpm not installed") {
 		t.Errorf("with %s=1: err %v, want a failure naming swtpm:\n%s", RequireSWTPMEnv, err, out)
 	}
+}
+
+// A client that reconnects by itself, as the service's TPM link does, may
+// take swtpm's command and control ports the moment they listen (go-tpm's
+// TCP transport holds both). Restart must not wait on either port: it
+// used to probe the control port and time out behind such a client.
+func TestSWTPMRestartUnderAReconnectingClient(t *testing.T) {
+	s := StartSWTPM(t)
+	s.Stop()
+	spec := s.specLocked()
+	held := make(chan transport.TPMCloser, 1)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if tpm, err := backend.Open(spec); err == nil {
+				held <- tpm
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	defer close(stop)
+	start := time.Now()
+	s.Restart(t)
+	var tpm transport.TPMCloser
+	select {
+	case tpm = <-held:
+	case <-time.After(readyTimeout):
+		t.Fatal("the reconnecting client never reached the restarted swtpm")
+	}
+	defer tpm.Close()
+	t.Logf("restart took %v", time.Since(start))
+	getRandom(t, tpm)
 }
