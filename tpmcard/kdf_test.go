@@ -2,8 +2,11 @@ package tpmcard
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 )
 
 func TestAuthValueDerivation(t *testing.T) {
@@ -69,6 +72,33 @@ func TestAuthValueRefusesMissingParams(t *testing.T) {
 			}()
 			(&record{Serial: "00", KDF: p}).authValue("pin", []byte("12345678"))
 		})
+	}
+}
+
+// A new card's derivation costs each offline guess at least one pass over
+// 16 MiB (kdfMinWorkKiB), and derive spends exactly the cost its record
+// asks for: its output is argon2id's with those parameters, computed here
+// without tpmcard's code. The CPU time that cost takes depends on the
+// machine; BenchmarkAuthValue measures it (about 10-13 ms on a 2020s x86
+// core).
+func TestAuthValueCost(t *testing.T) {
+	p, err := newKDFParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Alg != kdfArgon2id || p.Threads != 1 || uint64(p.Time)*uint64(p.Memory) < kdfMinWorkKiB {
+		t.Fatalf("new cards derive with %s, %d passes over %d KiB, %d lanes: want argon2id, at least %d KiB of passes, one lane",
+			p.Alg, p.Time, p.Memory, p.Threads, kdfMinWorkKiB)
+	}
+	for _, q := range []kdfParams{p, {Alg: kdfArgon2id, Time: 2, Memory: 8 * 1024, Threads: 1, Salt: p.Salt}} {
+		got, err := q.derive("pin", []byte("12345678"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := argon2.IDKey([]byte("12345678"), append([]byte("tpmcard pin\x00"), q.Salt...), q.Time, q.Memory, q.Threads, 24)
+		if want := base64.RawStdEncoding.EncodeToString(raw); string(got) != want {
+			t.Fatalf("derive with %d passes over %d KiB gave %q, argon2id gives %q", q.Time, q.Memory, got, want)
+		}
 	}
 }
 
