@@ -9,11 +9,12 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # PKCS#11 header for the module, and the real PKCS#11 consumers the tests
 # drive (OpenSC, GnuTLS, OpenSSL's engine, OpenSSH, SoftHSM2), and mingw-w64
 # to cross-build the module as a Windows DLL; clang for libFuzzer, which
-# fuzzes the C module's decoder and frame reader (pkcs11shim/c).
+# fuzzes the C module's decoder and frame reader (pkcs11shim/c); valgrind
+# runs pkcs11-tool --test against the module.
 APT_PACKAGES := gcc libc6-dev pkg-config libssl-dev swtpm swtpm-tools openssl \
 	libp11-kit-dev p11-kit opensc gnutls-bin libengine-pkcs11-openssl softhsm2 \
 	openssh-client openssh-server gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
-	clang
+	clang valgrind
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
@@ -21,12 +22,20 @@ TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
 CFUZZ_RUNS  ?= 300000
 
 MODULE      := bin/libtpmcard-pkcs11.so
+ASAN_MODULE := bin/asan/libtpmcard-pkcs11.so
 DLL         := bin/tpmcard-pkcs11.dll
+# The PKCS#11 module: C11, no runtime, only the C_* entry points exported.
+MODULE_DIR  := pkcs11shim/c
+MODULE_SRC  := $(addprefix $(MODULE_DIR)/,p11.c p11_objects.c p11_stubs.c p11_log.c tc_conn.c tc_cbor.c)
+MODULE_DEPS := $(MODULE_SRC) $(wildcard $(MODULE_DIR)/*.h) $(MODULE_DIR)/exports.map
+MODULE_CFLAGS = -std=c11 -Wall -Wextra -Werror -fPIC $$(pkg-config --cflags p11-kit-1)
+MODULE_LDFLAGS := -shared -pthread -Wl,--version-script=$(MODULE_DIR)/exports.map -Wl,-z,defs \
+	-Wl,-z,relro,-z,now
 # The Windows DLL: cgo with mingw-w64, p11-kit's header (which packs the
 # PKCS#11 structures for _WIN32).
 WINDOWS_CGO := GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc
 
-.PHONY: all setup build dll install test lint bench demo clean
+.PHONY: all setup build module module-asan dll install test lint bench demo clean
 
 all: build
 
@@ -45,8 +54,21 @@ setup:
 build: setup
 	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tpmcard ./cmd/tpmcard
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -buildmode=c-shared -o $(MODULE) ./pkcs11shim
-	@rm -f bin/libtpmcard-pkcs11.h
+	@$(MAKE) --no-print-directory module
+
+# module builds the PKCS#11 module; module-asan the same sources with
+# AddressSanitizer and UndefinedBehaviorSanitizer, for the tests.
+module: $(MODULE)
+module-asan: $(ASAN_MODULE)
+
+$(MODULE): $(MODULE_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2 -o $@ $(MODULE_SRC) $(MODULE_LDFLAGS)
+
+$(ASAN_MODULE): $(MODULE_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $(MODULE_SRC) $(MODULE_LDFLAGS)
 
 # dll cross-builds the module for 64-bit Windows.
 dll: setup

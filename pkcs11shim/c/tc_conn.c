@@ -100,11 +100,33 @@ int tc_frame_read(tc_read_fn rd, void *ctx, uint32_t limit, tc_frame *out)
 /* ------------------------------------------------------------------ */
 /* The connection. */
 
+/*
+ * Requests are numbered in the order they are written; the service
+ * answers a connection's requests one at a time, in that order, so reply
+ * n answers request n. One thread at a time reads the socket (the reader):
+ * it reads replies in order until its own, and keeps the others it reads
+ * for their callers (the stash), who take them when they come for them.
+ * A request nobody waits for (tc_conn_forget) has its reply dropped when
+ * it arrives.
+ */
+struct stashed {
+	uint64_t seq;
+	int forgotten; /* drop the reply when it comes */
+	int arrived;
+	tc_frame frame;
+	struct stashed *next;
+};
+
 struct tc_conn {
-	pthread_mutex_t mu; /* serializes calls; re-made in a forked child */
-	atomic_int fd;      /* -1 when not connected */
-	atomic_int dead;    /* set on an error and in a forked child */
-	uint64_t gen;
+	pthread_mutex_t wmu; /* writers: dial, number and write a request */
+	pthread_mutex_t mu;  /* everything below; never held across I/O */
+	pthread_cond_t cv;   /* a reply arrived, the reader left, or the connection died */
+	atomic_int fd;       /* -1 when not connected */
+	int dead;            /* the connection failed, or this is a forked child */
+	int reading;         /* a thread is reading the socket */
+	uint64_t gen;        /* connections dialed so far */
+	uint64_t sent, read; /* requests written, replies read, on this connection */
+	struct stashed *stash;
 	int timeout_ms;
 	char *path, *client;
 	struct tc_conn *prev, *next; /* the fork handler's registry */
@@ -124,16 +146,22 @@ static void atfork_parent(void) { pthread_mutex_unlock(&registry_mu); }
 /* atfork_child runs in the child, which has only the forking thread: a
  * call another thread was making holds a mutex nobody will release, and
  * the descriptor is shared with the parent. Drop the child's copy without
- * a word on it (a write, or shutdown(2), would reach the parent's peer)
- * and make the mutex afresh. Only async-signal-safe work here. */
+ * a word on it (a write, or shutdown(2), would reach the parent's peer),
+ * make the locks afresh and leave the parent's stash behind (freeing it
+ * here is not async-signal-safe). */
 static void atfork_child(void)
 {
 	for (struct tc_conn *c = registry; c != NULL; c = c->next) {
 		int fd = atomic_exchange(&c->fd, -1);
 		if (fd >= 0)
 			close(fd);
-		atomic_store(&c->dead, 1);
+		c->dead = 1;
+		c->reading = 0;
+		c->stash = NULL;
+		c->sent = c->read = 0;
+		pthread_mutex_init(&c->wmu, NULL);
 		pthread_mutex_init(&c->mu, NULL);
+		pthread_cond_init(&c->cv, NULL);
 	}
 	pthread_mutex_unlock(&registry_mu);
 }
@@ -167,8 +195,14 @@ int tc_conn_open(tc_conn **out, const char *path, const char *client)
 		free(c);
 		return TC_ERR_NOMEM;
 	}
+	if (pthread_mutex_init(&c->wmu, NULL) != 0 || pthread_cond_init(&c->cv, NULL) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		free(c->path);
+		free(c->client);
+		free(c);
+		return TC_ERR_NOMEM;
+	}
 	atomic_init(&c->fd, -1);
-	atomic_init(&c->dead, 0);
 	c->timeout_ms = TC_DEFAULT_TIMEOUT_MS;
 	pthread_mutex_lock(&registry_mu);
 	c->next = registry;
@@ -180,15 +214,37 @@ int tc_conn_open(tc_conn **out, const char *path, const char *client)
 	return TC_OK;
 }
 
-/* drop ends the connection. The descriptor is taken out of c before it is
- * closed, so that a fork in between cannot have the child close a number
- * the parent has already reused. */
-static void drop(struct tc_conn *c)
+/* clear_stash frees the replies kept for a connection that is gone. mu held. */
+static void clear_stash(struct tc_conn *c)
 {
-	int fd = atomic_exchange(&c->fd, -1);
-	if (fd >= 0)
-		close(fd);
-	atomic_store(&c->dead, 0);
+	while (c->stash != NULL) {
+		struct stashed *st = c->stash;
+		c->stash = st->next;
+		tc_frame_release(&st->frame);
+		free(st);
+	}
+}
+
+/* fail ends the connection after an error: every request on it is lost.
+ * A thread blocked reading is woken by shutdown(2) and closes the
+ * descriptor itself when it leaves; otherwise it is closed here. The
+ * descriptor is taken out of c before it is closed, so that a fork in
+ * between cannot have the child close a number the parent has reused.
+ * mu held. */
+static void fail(struct tc_conn *c)
+{
+	c->dead = 1;
+	int fd = atomic_load(&c->fd);
+	if (fd >= 0) {
+		if (c->reading) {
+			shutdown(fd, SHUT_RDWR);
+		} else {
+			atomic_store(&c->fd, -1);
+			close(fd);
+		}
+	}
+	clear_stash(c);
+	pthread_cond_broadcast(&c->cv);
 }
 
 void tc_conn_close(tc_conn *c)
@@ -203,11 +259,24 @@ void tc_conn_close(tc_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	pthread_mutex_unlock(&registry_mu);
-	drop(c);
+	pthread_mutex_lock(&c->mu);
+	fail(c);
+	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wmu);
 	free(c->path);
 	free(c->client);
 	free(c);
+}
+
+void tc_conn_drop(tc_conn *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	fail(c);
+	pthread_mutex_unlock(&c->mu);
 }
 
 static void set_timeouts(int fd, int ms)
@@ -380,6 +449,7 @@ static int hello(struct tc_conn *c, int fd)
 	return rc;
 }
 
+/* dial makes a new connection. wmu held, no reader on the old one. */
 static int dial(struct tc_conn *c)
 {
 	struct sockaddr_un sa;
@@ -397,36 +467,194 @@ static int dial(struct tc_conn *c)
 		close(fd);
 		return rc;
 	}
+	pthread_mutex_lock(&c->mu);
 	c->gen++;
+	c->sent = c->read = 0;
+	c->dead = 0;
 	atomic_store(&c->fd, fd);
+	pthread_mutex_unlock(&c->mu);
 	return TC_OK;
+}
+
+int tc_conn_send(tc_conn *c, uint64_t gen, uint8_t type, const uint8_t *body, size_t len, tc_ticket *t)
+{
+	if (c == NULL || t == NULL || (body == NULL && len != 0))
+		return TC_ERR_ARGS;
+	memset(t, 0, sizeof *t);
+	if (len > TC_MAX_FRAME - 1)
+		return TC_ERR_FRAME_TOO_LARGE;
+	pthread_mutex_lock(&c->wmu);
+	pthread_mutex_lock(&c->mu);
+	int rc = TC_OK;
+	if (c->dead || atomic_load(&c->fd) < 0) {
+		if (gen != 0) {
+			rc = TC_ERR_CLOSED; /* the connection the caller means is gone */
+		} else {
+			/* Wait for a reader of the dead connection to leave. */
+			while (c->reading)
+				pthread_cond_wait(&c->cv, &c->mu);
+			int fd = atomic_exchange(&c->fd, -1);
+			if (fd >= 0)
+				close(fd);
+			clear_stash(c);
+			pthread_mutex_unlock(&c->mu);
+			rc = dial(c);
+			pthread_mutex_lock(&c->mu);
+		}
+	} else if (gen != 0 && gen != c->gen) {
+		rc = TC_ERR_CLOSED;
+	}
+	if (rc != TC_OK) {
+		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->wmu);
+		return rc;
+	}
+	int fd = atomic_load(&c->fd);
+	t->gen = c->gen;
+	t->seq = c->sent;
+	pthread_mutex_unlock(&c->mu);
+	rc = send_frame(fd, type, body, len, c->timeout_ms);
+	pthread_mutex_lock(&c->mu);
+	if (rc == TC_OK && t->gen == c->gen && !c->dead)
+		c->sent++;
+	else if (rc == TC_OK)
+		rc = TC_ERR_CLOSED;
+	else if (t->gen == c->gen)
+		fail(c);
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->wmu);
+	return rc;
+}
+
+/* find_stashed returns the stash entry of seq, or NULL. mu held. */
+static struct stashed **find_stashed(struct tc_conn *c, uint64_t seq)
+{
+	for (struct stashed **p = &c->stash; *p != NULL; p = &(*p)->next)
+		if ((*p)->seq == seq)
+			return p;
+	return NULL;
+}
+
+int tc_conn_recv(tc_conn *c, const tc_ticket *t, tc_frame *reply)
+{
+	if (c == NULL || t == NULL || reply == NULL)
+		return TC_ERR_ARGS;
+	memset(reply, 0, sizeof *reply);
+	pthread_mutex_lock(&c->mu);
+	int rc;
+	for (;;) {
+		if (t->gen != c->gen || c->dead) {
+			rc = TC_ERR_CLOSED;
+			break;
+		}
+		struct stashed **p = find_stashed(c, t->seq);
+		if (p != NULL && (*p)->arrived) {
+			struct stashed *st = *p;
+			*p = st->next;
+			*reply = st->frame;
+			free(st);
+			rc = TC_OK;
+			break;
+		}
+		if (c->read > t->seq) { /* read, and not kept: forgotten, or a second recv */
+			rc = TC_ERR_ARGS;
+			break;
+		}
+		if (c->reading) {
+			pthread_cond_wait(&c->cv, &c->mu);
+			continue;
+		}
+		/* Become the reader: read replies in order until ours. */
+		c->reading = 1;
+		int fd = atomic_load(&c->fd);
+		rc = TC_OK;
+		while (rc == TC_OK && c->read <= t->seq) {
+			uint64_t seq = c->read;
+			pthread_mutex_unlock(&c->mu);
+			tc_frame f;
+			rc = recv_reply(fd, &f, c->timeout_ms);
+			pthread_mutex_lock(&c->mu);
+			if (rc != TC_OK)
+				break;
+			c->read++;
+			if (seq == t->seq) {
+				*reply = f;
+				break;
+			}
+			struct stashed **q = find_stashed(c, seq);
+			if (q != NULL && (*q)->forgotten) {
+				struct stashed *st = *q;
+				*q = st->next;
+				free(st);
+				tc_frame_release(&f);
+				continue;
+			}
+			struct stashed *st = q != NULL ? *q : calloc(1, sizeof *st);
+			if (st == NULL) {
+				tc_frame_release(&f);
+				rc = TC_ERR_NOMEM;
+				break;
+			}
+			st->seq = seq;
+			st->arrived = 1;
+			st->frame = f;
+			if (q == NULL) {
+				st->next = c->stash;
+				c->stash = st;
+			}
+			pthread_cond_broadcast(&c->cv);
+		}
+		c->reading = 0;
+		if (rc != TC_OK && t->gen == c->gen)
+			fail(c);
+		if (c->dead && atomic_load(&c->fd) == fd) {
+			atomic_store(&c->fd, -1);
+			close(fd); /* fail() left it to us */
+		}
+		pthread_cond_broadcast(&c->cv);
+		if (rc == TC_OK)
+			reply->gen = t->gen;
+		break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+void tc_conn_forget(tc_conn *c, const tc_ticket *t)
+{
+	if (c == NULL || t == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (t->gen == c->gen && !c->dead) {
+		struct stashed **p = find_stashed(c, t->seq);
+		if (p != NULL && (*p)->arrived) {
+			struct stashed *st = *p;
+			*p = st->next;
+			tc_frame_release(&st->frame);
+			free(st);
+		} else if (p == NULL && c->read <= t->seq) {
+			struct stashed *st = calloc(1, sizeof *st);
+			if (st != NULL) { /* without memory, the reply is kept until the connection ends */
+				st->seq = t->seq;
+				st->forgotten = 1;
+				st->next = c->stash;
+				c->stash = st;
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
 }
 
 int tc_conn_call(tc_conn *c, uint8_t type, const uint8_t *body, size_t len, tc_frame *reply)
 {
-	if (c == NULL || reply == NULL || (body == NULL && len != 0))
+	if (reply == NULL)
 		return TC_ERR_ARGS;
 	memset(reply, 0, sizeof *reply);
-	if (len > TC_MAX_FRAME - 1)
-		return TC_ERR_FRAME_TOO_LARGE;
-	pthread_mutex_lock(&c->mu);
-	int rc = TC_OK;
-	if (atomic_load(&c->dead) || atomic_load(&c->fd) < 0) {
-		drop(c);
-		rc = dial(c);
-	}
-	if (rc == TC_OK) {
-		int fd = atomic_load(&c->fd);
-		rc = send_frame(fd, type, body, len, c->timeout_ms);
-		if (rc == TC_OK)
-			rc = recv_reply(fd, reply, c->timeout_ms);
-		if (rc != TC_OK)
-			drop(c);
-		else
-			reply->gen = c->gen;
-	}
-	pthread_mutex_unlock(&c->mu);
-	return rc;
+	tc_ticket t;
+	int rc = tc_conn_send(c, 0, type, body, len, &t);
+	if (rc != TC_OK)
+		return rc;
+	return tc_conn_recv(c, &t, reply);
 }
 
 int tc_conn_connected(tc_conn *c, uint64_t *gen)
@@ -434,7 +662,7 @@ int tc_conn_connected(tc_conn *c, uint64_t *gen)
 	if (c == NULL)
 		return 0;
 	pthread_mutex_lock(&c->mu);
-	int up = !atomic_load(&c->dead) && atomic_load(&c->fd) >= 0;
+	int up = !c->dead && atomic_load(&c->fd) >= 0;
 	if (gen != NULL)
 		*gen = c->gen;
 	pthread_mutex_unlock(&c->mu);

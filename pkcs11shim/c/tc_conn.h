@@ -7,9 +7,12 @@
  * TC_MAX_FRAME, in either direction.
  *
  * A tc_conn is one connection to the service's AF_UNIX socket, dialed (and
- * greeted with Hello) when first used and again after an error. Calls on
- * it are serialized by its mutex: one request, then its reply. It starts
- * no thread. Blocking I/O retries EINTR, a reply that does not come within
+ * greeted with Hello) when first used and again after an error. Requests
+ * pipeline: a thread writes its request (tc_conn_send, which numbers it)
+ * and then waits for the reply to that number (tc_conn_recv), while other
+ * threads write theirs; the service answers in order, and whichever thread
+ * reads the socket keeps the replies it reads for others. It starts no
+ * thread. Blocking I/O retries EINTR, a reply that does not come within
  * the timeout (60 s by default) ends the connection, writes never raise
  * SIGPIPE, and the descriptor is close-on-exec.
  *
@@ -99,10 +102,38 @@ void tc_conn_close(tc_conn *c);
  * (and for a write to go through). */
 void tc_conn_set_timeout(tc_conn *c, int ms);
 
+/* A tc_ticket names one request written on one connection. */
+typedef struct {
+	uint64_t gen; /* the connection's generation */
+	uint64_t seq; /* the request's number on it */
+} tc_ticket;
+
+/* tc_conn_send writes one request and returns its ticket. gen 0 means any
+ * connection: it dials first if there is none (it never was, it failed,
+ * or this is a forked child). Any other gen is a connection the caller
+ * holds state on (sessions): if that one is gone, TC_ERR_CLOSED and
+ * nothing is sent. A write error ends the connection. */
+int tc_conn_send(tc_conn *c, uint64_t gen, uint8_t type, const uint8_t *body, size_t len, tc_ticket *t);
+
+/* tc_conn_recv waits for the final reply to t (Progress frames skipped)
+ * and returns it in *reply, which the caller releases. Each ticket is
+ * received once, or forgotten. TC_ERR_CLOSED: the connection ended
+ * before the reply came; an I/O or framing error ends it for every
+ * ticket on it. */
+int tc_conn_recv(tc_conn *c, const tc_ticket *t, tc_frame *reply);
+
+/* tc_conn_forget says nobody will receive t: its reply is dropped when
+ * it arrives (or now, if it has). */
+void tc_conn_forget(tc_conn *c, const tc_ticket *t);
+
+/* tc_conn_drop ends the connection now (C_Finalize): threads waiting on
+ * it get TC_ERR_CLOSED; the next tc_conn_send with gen 0 dials again. */
+void tc_conn_drop(tc_conn *c);
+
 /* tc_conn_call sends one request (type, body[0:len]) and returns its final
  * reply in *reply, skipping Progress frames: the success reply, Error or
- * Unsupported, which the caller decodes. It dials first if the connection
- * is not up (it never was, it failed, or this is a forked child). Any I/O
+ * Unsupported, which the caller decodes: tc_conn_send with gen 0, then
+ * tc_conn_recv. Any I/O
  * or framing error ends the connection; reply->gen then changes at the
  * next call, which tells the caller that the service forgot the sessions
  * and logins of the old one. The caller wipes body if it holds a PIN. */
