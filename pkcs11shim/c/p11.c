@@ -34,6 +34,7 @@ static CK_SESSION_HANDLE next_handle;
 
 /* The slot IDs the service named, so that while it is away they still
  * show, as readers without their card. */
+#define P11_MAX_SLOTS 256 /* slots in one list */
 #define MAX_KNOWN_SLOTS 64
 static CK_SLOT_ID known_slots[MAX_KNOWN_SLOTS];
 static size_t nknown;
@@ -441,14 +442,14 @@ static CK_RV get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_U
 	p11_reply r;
 	rv = slot_call(W_GET_SLOT_LIST, &req, W_SLOT_LIST, &r);
 	p11_enc_free(&req);
-	CK_SLOT_ID ids[MAX_KNOWN_SLOTS + 1];
+	CK_SLOT_ID ids[P11_MAX_SLOTS];
 	size_t n = 0;
 	if (rv == CKR_OK) {
 		tc_val list, v;
 		tc_iter it;
 		size_t count;
 		if (tc_map_find(r.body, 1, &list) == TC_OK) {
-			if (tc_array_open(list, &it, &count) != TC_OK || count > MAX_KNOWN_SLOTS) {
+			if (tc_array_open(list, &it, &count) != TC_OK || count > P11_MAX_SLOTS) {
 				p11_reply_free(&r);
 				return CKR_DEVICE_ERROR;
 			}
@@ -474,7 +475,7 @@ static CK_RV get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_U
 			size_t j;
 			for (j = 0; j < n && ids[j] != known_slots[i]; j++)
 				;
-			if (j == n && n < MAX_KNOWN_SLOTS)
+			if (j == n && n < P11_MAX_SLOTS)
 				ids[n++] = known_slots[i];
 		}
 		int any = nknown > 0;
@@ -736,10 +737,7 @@ static CK_RV get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_ME
 			break;
 		}
 	}
-	if (count == 0)
-		p11_reply_free(&r);
-	else
-		p11_reply_free(&r);
+	p11_reply_free(&r);
 	return rv;
 }
 
@@ -833,39 +831,31 @@ static CK_RV wait_for_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_P
 	if (busy)
 		return CKR_FUNCTION_FAILED; /* one blocking wait at a time */
 	CK_RV rv;
-	int down = 0;
 	for (;;) {
-		if (!still_initialized(inst)) {
-			rv = CKR_CRYPTOKI_NOT_INITIALIZED;
-			break;
-		}
 		rv = wait_event(60000, pSlot, &status);
 		if (!still_initialized(inst)) {
 			rv = CKR_CRYPTOKI_NOT_INITIALIZED;
 			break;
 		}
-		if (rv == CKR_OK && down) {
-			/* The service is back: its cards reappear. */
-			break;
-		}
-		if (rv == CKR_OK || rv == CKR_FUNCTION_NOT_SUPPORTED)
-			break;
 		if (rv == CKR_DEVICE_REMOVED) {
-			if (!down) {
-				down = 1;
-			}
+			/* The service is away: wait for it. When it is back, its
+			 * first card is the event (its cards reappear). */
 			struct timespec ts = {.tv_sec = 1};
 			nanosleep(&ts, NULL);
-			/* Back? Then report the first card as its event. */
-			CK_SLOT_ID ids[MAX_KNOWN_SLOTS];
-			CK_ULONG n = MAX_KNOWN_SLOTS;
-			if (tc_conn_connected(events, NULL) || get_slot_list(CK_TRUE, ids, &n) != CKR_OK || n == 0)
-				continue;
-			*pSlot = ids[0];
-			rv = CKR_OK;
-			break;
+			if (!still_initialized(inst)) {
+				rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+				break;
+			}
+			CK_SLOT_ID ids[P11_MAX_SLOTS];
+			CK_ULONG n = P11_MAX_SLOTS;
+			if (get_slot_list(CK_TRUE, ids, &n) == CKR_OK && n > 0) {
+				*pSlot = ids[0];
+				rv = CKR_OK;
+				break;
+			}
+			continue;
 		}
-		if (status == W_STATUS_TIMEOUT)
+		if (rv != CKR_OK && status == W_STATUS_TIMEOUT)
 			continue;
 		break;
 	}
