@@ -399,6 +399,147 @@ static void unit_conn(void)
 	unlink(path);
 }
 
+/* echo_server answers Hello, then every request with an Ack frame (0x80)
+ * that carries the request's body, in order, on up to `conns`
+ * connections one after another. */
+static int read_all(int fd, uint8_t *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t k = recv(fd, buf + got, n - got, 0);
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+static pid_t echo_server(const char *path, int conns)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	unlink(path);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l, 4) != 0) {
+		perror("echo server");
+		exit(2);
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(60);
+		static uint8_t buf[1 << 16];
+		for (int k = 0; k < conns; k++) {
+			int c = accept(l, NULL, NULL);
+			if (c < 0)
+				_exit(1);
+			for (int first = 1;; first = 0) {
+				uint8_t hdr[4];
+				if (read_all(c, hdr, 4) != 0)
+					break;
+				uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+				if (n == 0 || n > sizeof buf || read_all(c, buf, n) != 0)
+					_exit(1);
+				if (first) {
+					static const uint8_t hello_ok[] = {0, 0, 0, 4, 0x81, 0xa1, 0x01, 0x01};
+					send(c, hello_ok, sizeof hello_ok, MSG_NOSIGNAL);
+					continue;
+				}
+				buf[0] = 0x80; /* the type byte becomes Ack's; the body stays */
+				send(c, hdr, 4, MSG_NOSIGNAL);
+				send(c, buf, n, MSG_NOSIGNAL);
+			}
+			close(c);
+		}
+		_exit(0);
+	}
+	close(l);
+	return pid;
+}
+
+static int echoes(const tc_frame *f, const uint8_t *body, size_t n)
+{
+	return f->type == 0x80 && f->len == n && memcmp(f->body, body, n) == 0;
+}
+
+struct pipe_worker {
+	tc_conn *c;
+	int id, bad;
+};
+
+static void *pipe_worker_run(void *arg)
+{
+	struct pipe_worker *w = arg;
+	for (int i = 0; i < 300; i++) {
+		uint8_t body[8] = {0x82, 0x18, (uint8_t)w->id, 0x19, (uint8_t)(i >> 8), (uint8_t)i, 0, 0};
+		tc_frame f;
+		if (tc_conn_call(w->c, 0x02, body, 6, &f) != TC_OK || !echoes(&f, body, 6))
+			w->bad++;
+		tc_frame_release(&f);
+	}
+	return NULL;
+}
+
+/* Numbered requests: replies reach their own callers whatever the order
+ * in which the callers come for them, a forgotten reply is dropped, and
+ * a ticket of a connection that is gone never reaches the next one. */
+static void unit_pipeline(void)
+{
+	char path[256];
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(path, sizeof path, "%s/tc_pipe_%d.sock", dir, (int)getpid());
+	pid_t pid = echo_server(path, 2);
+	tc_conn *c;
+	CHECK_RC(tc_conn_open(&c, path, "unit"), TC_OK);
+	static const uint8_t a[] = {0x01}, b[] = {0x02}, d[] = {0x03}, e[] = {0x04};
+	tc_ticket ta, tb, td, te;
+	CHECK_RC(tc_conn_send(c, 0, 0x02, a, 1, &ta), TC_OK);
+	CHECK_RC(tc_conn_send(c, ta.gen, 0x02, b, 1, &tb), TC_OK);
+	CHECK_RC(tc_conn_send(c, ta.gen, 0x02, d, 1, &td), TC_OK);
+	CHECK(tb.seq == ta.seq + 1 && td.seq == tb.seq + 1);
+	tc_frame f;
+	CHECK_RC(tc_conn_recv(c, &td, &f), TC_OK); /* reads a and b on the way */
+	CHECK(echoes(&f, d, 1));
+	tc_frame_release(&f);
+	CHECK_RC(tc_conn_recv(c, &ta, &f), TC_OK);
+	CHECK(echoes(&f, a, 1));
+	tc_frame_release(&f);
+	tc_conn_forget(c, &tb); /* arrived and kept: dropped now */
+	CHECK_RC(tc_conn_recv(c, &tb, &f), TC_ERR_ARGS);
+	CHECK_RC(tc_conn_send(c, ta.gen, 0x02, d, 1, &td), TC_OK);
+	tc_conn_forget(c, &td); /* not arrived: dropped when it comes */
+	CHECK_RC(tc_conn_send(c, ta.gen, 0x02, e, 1, &te), TC_OK);
+	CHECK_RC(tc_conn_recv(c, &te, &f), TC_OK);
+	CHECK(echoes(&f, e, 1));
+	tc_frame_release(&f);
+
+	struct pipe_worker w[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct pipe_worker){.c = c, .id = i};
+		pthread_create(&th[i], NULL, pipe_worker_run, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(w[i].bad == 0);
+	}
+
+	/* A pending ticket dies with its connection; a request for that
+	 * connection is refused, one for any connection dials anew. */
+	CHECK_RC(tc_conn_send(c, ta.gen, 0x02, a, 1, &tb), TC_OK);
+	tc_conn_drop(c);
+	CHECK_RC(tc_conn_recv(c, &tb, &f), TC_ERR_CLOSED);
+	CHECK_RC(tc_conn_send(c, ta.gen, 0x02, a, 1, &tb), TC_ERR_CLOSED);
+	CHECK_RC(tc_conn_send(c, 0, 0x02, a, 1, &tb), TC_OK);
+	CHECK(tb.gen == ta.gen + 1 && tb.seq == 0);
+	CHECK_RC(tc_conn_recv(c, &tb, &f), TC_OK);
+	CHECK(echoes(&f, a, 1));
+	tc_frame_release(&f);
+	tc_conn_close(c);
+	int st;
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	unlink(path);
+}
+
 static int unit(void)
 {
 	/* A write to a socket the peer closed must not kill us. */
@@ -407,6 +548,7 @@ static int unit(void)
 	unit_decoder();
 	unit_frames();
 	unit_conn();
+	unit_pipeline();
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;
