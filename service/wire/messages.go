@@ -14,8 +14,8 @@ const Version uint16 = 1
 
 // Type is the frame type byte. Requests use 0x01–0x7f, replies and
 // notifications 0x80–0xff; a request's own reply is, where it has one, the
-// request number plus 0x80. Numbers are never renumbered or reused; 0x00 is
-// never a valid type.
+// request number plus 0x80 (SignFinal shares SignData's). Numbers are
+// never renumbered or reused; 0x00 is never a valid type.
 type Type uint8
 
 // Requests.

@@ -41,6 +41,11 @@ var typeGolden = []struct {
 	{TypeFindObjectsFinal, 0x22, "FindObjectsFinal", TypeAck},
 	{TypeGetAttributeValue, 0x23, "GetAttributeValue", TypeAttributeValue},
 	{TypeGenerateKeyPairTemplates, 0x24, "GenerateKeyPairTemplates", TypeGeneratedKeyPair},
+	{TypeSignInit, 0x25, "SignInit", TypeAck},
+	{TypeSignData, 0x26, "SignData", TypeSigned},
+	{TypeSignUpdate, 0x27, "SignUpdate", TypeAck},
+	{TypeSignFinal, 0x28, "SignFinal", TypeSigned},
+	{TypeSeedRandom, 0x29, "SeedRandom", TypeAck},
 	{TypeProvision, 0x40, "Provision", TypeProvisioned},
 	{TypeDestroyCard, 0x41, "DestroyCard", TypeAck},
 	{TypeGetStatus, 0x42, "GetStatus", TypeServiceStatus},
@@ -69,6 +74,7 @@ var typeGolden = []struct {
 	{TypeFoundObjects, 0xa1, "FoundObjects", 0},
 	{TypeAttributeValue, 0xa3, "AttributeValue", 0},
 	{TypeGeneratedKeyPair, 0xa4, "GeneratedKeyPair", 0},
+	{TypeSigned, 0xa6, "Signed", 0},
 	{TypeProvisioned, 0xc0, "Provisioned", 0},
 	{TypeServiceStatus, 0xc2, "ServiceStatus", 0},
 	{TypeAttestation, 0xc3, "Attestation", 0},
@@ -76,6 +82,11 @@ var typeGolden = []struct {
 	{TypeProgress, 0xfd, "Progress", 0},
 	{TypeUnsupported, 0xfe, "Unsupported", 0},
 	{TypeError, 0xff, "Error", 0},
+}
+
+// sharedReplies are the requests answered with another request's reply.
+var sharedReplies = map[Type]bool{
+	TypeSignFinal: true, // Signed, SignData's
 }
 
 func TestTypeNumbersPinned(t *testing.T) {
@@ -105,9 +116,13 @@ func TestTypeNumbersPinned(t *testing.T) {
 			if isReq != (g.num < 0x80) {
 				t.Errorf("0x%02x on the wrong side of 0x80", g.num)
 			}
-			// A request's own reply is request+0x80.
-			if isReq && g.reply != TypeAck && uint8(g.reply) != g.num+0x80 {
+			// A request's own reply is request+0x80, or that of the
+			// request it shares its reply with.
+			if isReq && g.reply != TypeAck && uint8(g.reply) != g.num+0x80 && !sharedReplies[g.t] {
 				t.Errorf("reply 0x%02x is not request+0x80", uint8(g.reply))
+			}
+			if sharedReplies[g.t] && ReplyType(Type(uint8(g.reply)-0x80)) != g.reply {
+				t.Errorf("shared reply 0x%02x is no other request's own", uint8(g.reply))
 			}
 			if isReq && IsRequest(g.reply) {
 				t.Errorf("reply %v is itself a request", g.reply)

@@ -31,8 +31,11 @@ var objectCatalog = map[Type]entry{
 	TypeGeneratedKeyPair:         {"GeneratedKeyPair", mk[GeneratedKeyPair](), 0},
 }
 
-func init() {
-	for t, e := range objectCatalog {
+func init() { join(objectCatalog) }
+
+// join adds the entries of a catalog kept with its messages to catalog.
+func join(entries map[Type]entry) {
+	for t, e := range entries {
 		if _, dup := catalog[t]; dup {
 			panic("wire: type " + t.String() + " defined twice")
 		}

@@ -63,6 +63,12 @@ func samples() map[Type]any {
 			Public:  []Attribute{{Type: 0x180, Value: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}}},
 			Private: attrs,
 		},
+		TypeSignInit:         &SignInit{Session: 7, Mechanism: 1<<40 | 0x0d, Param: []byte{0x50, 2, 0, 0, 0, 0, 0, 0}, Key: 1 << 33},
+		TypeSignData:         &SignData{Session: 7, Data: []byte("to be signed"), Len: 1 << 32, Length: true, AfterInit: true},
+		TypeSignUpdate:       &SignUpdate{Session: 7, Part: []byte{0, 1, 2, 0xff}, AfterInit: true},
+		TypeSignFinal:        &SignFinal{Session: 7, Len: 255, Length: true, AfterInit: true},
+		TypeSeedRandom:       &SeedRandom{Session: 7, Seed: []byte{4, 4, 4}},
+		TypeSigned:           &Signed{RV: 0x150 /* CKR_BUFFER_TOO_SMALL */, Len: 256, Signature: []byte{0xa5, 0x5a}},
 		TypeFoundObjects:     &FoundObjects{Handles: []uint64{1, 1 << 63}},
 		TypeGeneratedKeyPair: &GeneratedKeyPair{Public: 8, Private: 9},
 		TypeAttributeValue: &AttributeValue{RV: 0x150 /* CKR_BUFFER_TOO_SMALL */, Values: []AttributeAnswer{
