@@ -130,27 +130,46 @@ func parsePSSParams(p []byte, want crypto.Hash) (crypto.Hash, error) {
 	return h, nil
 }
 
-// maxRawDigest bounds the data of CKM_ECDSA.
+// maxRawDigest bounds the data of CKM_ECDSA, and what SignUpdate collects
+// for any mechanism that does not hash.
 const maxRawDigest = 1024
 
 // prepareSign turns a PKCS#11 sign request into tpmcard.Sign arguments:
 // the digest and the options.
 func prepareSign(k tpmcard.KeyInfo, mechanism uint32, param, data []byte) ([]byte, tpmcard.SignOptions, error) {
-	m, err := lookupMech(k, mechanism)
+	m, opts, err := signSetup(k, mechanism, param)
 	if err != nil {
 		return nil, tpmcard.SignOptions{}, err
 	}
+	return digestOf(m, opts, data)
+}
+
+// signSetup checks a mechanism and its parameter against the key, what
+// C_SignInit checks (PKCS#11 v2.40 §5.11), and returns the options that
+// signing with them takes.
+func signSetup(k tpmcard.KeyInfo, mechanism uint32, param []byte) (mech, tpmcard.SignOptions, error) {
+	m, err := lookupMech(k, mechanism)
+	if err != nil {
+		return mech{}, tpmcard.SignOptions{}, err
+	}
 	if !m.pss && len(param) != 0 {
-		return nil, tpmcard.SignOptions{}, wire.Errorf(wire.MechanismParamInvalid, "mechanism %#x takes no parameter", mechanism)
+		return mech{}, tpmcard.SignOptions{}, wire.Errorf(wire.MechanismParamInvalid, "mechanism %#x takes no parameter", mechanism)
 	}
 	opts := tpmcard.SignOptions{Hash: m.hash, PSS: m.pss}
 	if m.pss {
 		h, err := parsePSSParams(param, m.hash)
 		if err != nil {
-			return nil, tpmcard.SignOptions{}, err
+			return mech{}, tpmcard.SignOptions{}, err
 		}
 		opts.Hash = h
 	}
+	return m, opts, nil
+}
+
+// digestOf turns the whole data of a signature into what the TPM signs:
+// the hash for the hashing mechanisms, the checked data for the raw ones.
+// opts come from signSetup.
+func digestOf(m mech, opts tpmcard.SignOptions, data []byte) ([]byte, tpmcard.SignOptions, error) {
 	switch {
 	case m.hash != 0:
 		return hashData(m.hash, data), opts, nil
