@@ -92,6 +92,9 @@ var contextRV = map[wire.Type]map[wire.Status]uint64{
 	// object that is not one, is CKR_KEY_HANDLE_INVALID.
 	wire.TypeSign:       keyHandleRules,
 	wire.TypeSignLength: keyHandleRules,
+	wire.TypeSignInit:   keyHandleRules,
+	// §5.15: a token whose generator takes no seed.
+	wire.TypeSeedRandom: {wire.Unsupported: p11.CKRRandomSeedNotSupported},
 	// §5.6 C_Login: an SO login while a read-only session exists.
 	wire.TypeLogin: {wire.SessionReadOnly: p11.CKRSessionReadOnlyExists},
 	// §5.6 C_OpenSession: a read-only session while the SO is logged in.

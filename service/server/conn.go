@@ -52,6 +52,9 @@ type session struct {
 	serial string
 	rw     bool
 	gen    uint64 // Server.ownerGen when the card's access was last checked
+
+	sign       *signOp           // the signature SignInit started (sign.go)
+	signInitRV *wire.StatusError // the last SignInit's failure, not yet answered again
 }
 
 func newConn(s *Server, id uint64, nc *net.UnixConn) *conn {

@@ -72,6 +72,16 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.sign(m)
 	case *wire.SignLength:
 		return c.signLength(m)
+	case *wire.SignInit:
+		return c.signInit(m) // sign.go
+	case *wire.SignData:
+		return c.signData(m)
+	case *wire.SignUpdate:
+		return c.signUpdate(m)
+	case *wire.SignFinal:
+		return c.signFinal(m)
+	case *wire.SeedRandom:
+		return c.seedRandom(m)
 	case *wire.GenerateKeyPair:
 		return c.generateKeyPair(ctx, m)
 	case *wire.GenerateKeyPairTemplates:
@@ -343,6 +353,7 @@ func (c *conn) closeAllSessions(m *wire.CloseAllSessions) (any, error) {
 }
 
 func (c *conn) logoutCard(serial, why string) bool {
+	c.endSigns(serial)
 	if c.s.logins.logout(c, serial) {
 		c.log.Info().Str("card", serial).Str("reason", why).Msg("logged out")
 		return true
@@ -416,6 +427,8 @@ func (c *conn) login(m *wire.Login) (any, error) {
 	default:
 		return nil, wire.Errorf(wire.UserTypeInvalid, "user type %d", m.UserType)
 	}
+	// A signature still held was begun under a login that has ended.
+	c.endSigns(s.serial)
 	return &wire.Ack{}, nil
 }
 
