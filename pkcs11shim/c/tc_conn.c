@@ -552,6 +552,7 @@ int tc_conn_recv(tc_conn *c, const tc_ticket *t, tc_frame *reply)
 			struct stashed *st = *p;
 			*p = st->next;
 			*reply = st->frame;
+			reply->gen = t->gen;
 			free(st);
 			rc = TC_OK;
 			break;

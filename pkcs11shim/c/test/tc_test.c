@@ -501,6 +501,7 @@ static void unit_pipeline(void)
 	tc_frame_release(&f);
 	CHECK_RC(tc_conn_recv(c, &ta, &f), TC_OK);
 	CHECK(echoes(&f, a, 1));
+	CHECK(f.gen == ta.gen); /* kept for us, and still names its connection */
 	tc_frame_release(&f);
 	tc_conn_forget(c, &tb); /* arrived and kept: dropped now */
 	CHECK_RC(tc_conn_recv(c, &tb, &f), TC_ERR_ARGS);
