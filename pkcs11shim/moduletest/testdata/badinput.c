@@ -108,6 +108,25 @@ static void not_initialized(const char *when) {
 	CHECK2("C_Sign(NULL length) before C_Initialize", f->C_Sign(h, NULL, 0, NULL, NULL), CKR_CRYPTOKI_NOT_INITIALIZED, CKR_ARGUMENTS_BAD);
 }
 
+// end_sign ends whatever signing operation the session has: a C_Sign
+// either signs or finds none.
+static void end_sign(CK_SESSION_HANDLE h) {
+	CK_BYTE sig[128];
+	CK_ULONG sl = sizeof sig;
+	CHECK2("  end the operation with C_Sign", f->C_Sign(h, digest, sizeof digest, sig, &sl), CKR_OK, CKR_OPERATION_NOT_INITIALIZED);
+	sl = sizeof sig;
+	CHECK("  no operation left", f->C_Sign(h, digest, sizeof digest, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
+}
+
+// end_sign_final is end_sign for a multi-part operation.
+static void end_sign_final(CK_SESSION_HANDLE h) {
+	CK_BYTE sig[128];
+	CK_ULONG sl = sizeof sig;
+	CHECK2("  end the operation with C_SignFinal", f->C_SignFinal(h, sig, &sl), CKR_OK, CKR_OPERATION_NOT_INITIALIZED);
+	sl = sizeof sig;
+	CHECK("  no operation left", f->C_SignFinal(h, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
+}
+
 // find returns the first object of a class.
 static CK_RV find(CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *obj) {
 	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}};
@@ -319,16 +338,38 @@ int main(int argc, char **argv) {
 	CHECK("C_SignInit(NULL parameter, 8 bytes)", f->C_SignInit(h, &null_param, key), CKR_ARGUMENTS_BAD);
 	sl = sizeof sig;
 	CHECK("C_Sign without C_SignInit", f->C_Sign(h, digest, sizeof digest, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
+	// A second C_SignInit while one operation is active fails, at once or,
+	// where the module sends C_SignInit along with the next call of the
+	// operation, there.
 	CHECK("C_SignInit", f->C_SignInit(h, &ecdsa, key), CKR_OK);
-	CHECK("C_SignInit while signing", f->C_SignInit(h, &ecdsa, key), CKR_OPERATION_ACTIVE);
-	// Whether a refused argument ends the operation, PKCS#11 leaves open
-	// (§5.2: a C_Sign error ends it; the module may refuse before it
-	// starts): each refusal is followed by a C_SignInit that either starts
-	// a new operation or finds the old one.
+	CK_RV rv2 = f->C_SignInit(h, &ecdsa, key);
+	if (rv2 == CKR_OK) {
+		sl = 0;
+		CHECK("C_SignInit while signing (failing at the next call)", f->C_Sign(h, digest, sizeof digest, NULL, &sl), CKR_OPERATION_ACTIVE);
+	} else {
+		CHECK("C_SignInit while signing", rv2, CKR_OPERATION_ACTIVE);
+	}
+	end_sign(h);
+
+	// Refused arguments. Whether a refusal ends the operation PKCS#11
+	// leaves open (§5.2: a failed C_Sign ends it; a module may refuse
+	// before it starts): end_sign ends it either way.
+	CHECK("C_SignInit", f->C_SignInit(h, &ecdsa, key), CKR_OK);
 	CHECK("C_Sign(NULL length)", f->C_Sign(h, digest, sizeof digest, sig, NULL), CKR_ARGUMENTS_BAD);
-	CHECK2("C_SignInit after C_Sign(NULL length)", f->C_SignInit(h, &ecdsa, key), CKR_OK, CKR_OPERATION_ACTIVE);
+	end_sign(h);
+	CHECK("C_SignInit", f->C_SignInit(h, &ecdsa, key), CKR_OK);
+	sl = sizeof sig;
 	CHECK("C_Sign(NULL data, 32 bytes)", f->C_Sign(h, NULL, 32, sig, &sl), CKR_ARGUMENTS_BAD);
-	CHECK2("C_SignInit after C_Sign(NULL data)", f->C_SignInit(h, &ecdsa, key), CKR_OK, CKR_OPERATION_ACTIVE);
+	end_sign(h);
+	CHECK("C_SignInit (multi-part)", f->C_SignInit(h, &ecdsa_sha256, key), CKR_OK);
+	CHECK("C_SignUpdate(NULL part, 4 bytes)", f->C_SignUpdate(h, NULL, 4), CKR_ARGUMENTS_BAD);
+	end_sign_final(h);
+	CHECK("C_SignInit (multi-part)", f->C_SignInit(h, &ecdsa_sha256, key), CKR_OK);
+	CHECK("C_SignFinal(NULL length)", f->C_SignFinal(h, sig, NULL), CKR_ARGUMENTS_BAD);
+	end_sign_final(h);
+
+	// Short buffers: the length, and the operation goes on.
+	CHECK("C_SignInit", f->C_SignInit(h, &ecdsa, key), CKR_OK);
 	sl = 0;
 	CHECK("C_Sign(NULL signature): the length", f->C_Sign(h, digest, sizeof digest, NULL, &sl), CKR_OK);
 	TRUE_("C_Sign length 64", sl == 64);
@@ -344,18 +385,18 @@ int main(int argc, char **argv) {
 	CHECK("C_Sign after the signature: the operation is over", f->C_Sign(h, digest, sizeof digest, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
 
 	CHECK("C_SignInit (multi-part)", f->C_SignInit(h, &ecdsa_sha256, key), CKR_OK);
-	CHECK("C_SignUpdate(NULL part, 4 bytes)", f->C_SignUpdate(h, NULL, 4), CKR_ARGUMENTS_BAD);
-	CHECK2("C_SignInit after C_SignUpdate(NULL)", f->C_SignInit(h, &ecdsa_sha256, key), CKR_OK, CKR_OPERATION_ACTIVE);
-	CHECK("C_SignFinal(NULL length)", f->C_SignFinal(h, sig, NULL), CKR_ARGUMENTS_BAD);
-	CHECK2("C_SignInit after C_SignFinal(NULL)", f->C_SignInit(h, &ecdsa_sha256, key), CKR_OK, CKR_OPERATION_ACTIVE);
 	CHECK("C_SignUpdate", f->C_SignUpdate(h, (CK_BYTE_PTR) "da", 2), CKR_OK);
 	CHECK("C_SignUpdate", f->C_SignUpdate(h, (CK_BYTE_PTR) "ta", 2), CKR_OK);
 	sl = 1;
+	memset(sig, 0xa5, sizeof sig);
 	CHECK("C_SignFinal(1-byte buffer)", f->C_SignFinal(h, sig, &sl), CKR_BUFFER_TOO_SMALL);
 	TRUE_("C_SignFinal BUFFER_TOO_SMALL sets the length", sl == 64);
+	TRUE_("C_SignFinal BUFFER_TOO_SMALL writes nothing", sig[0] == 0xa5);
 	sl = sizeof sig;
 	CHECK("C_SignFinal after BUFFER_TOO_SMALL", f->C_SignFinal(h, sig, &sl), CKR_OK);
 	TRUE_("a 64-byte signature", sl == 64);
+	sl = sizeof sig;
+	CHECK("C_SignFinal after the signature: the operation is over", f->C_SignFinal(h, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
 
 	// Data beyond the 1 MiB frame for a mechanism that does not hash.
 	enum { BIG_DATA = 2 << 20 };
