@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/tpmcard/tpmcard/tpmcard"
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
 // The module in real C programs: a harness compiled from testdata with
@@ -29,15 +30,30 @@ import (
 // blank padding, calls before C_Initialize, the two-call conventions and
 // fork.
 func TestCHarness(t *testing.T) {
-	runHarness(t, module(t), nil)
+	lib := module(t)
+	startService(t)
+	runHarness(t, lib, nil)
 }
 
-// runHarness runs testdata/harness.c against lib, with the test service
-// and env added to the environment, and checks the debug log it asks for.
+// TestSWTPM runs the C harness and pkcs11-tool's self-test with the
+// service on swtpm, a TPM behind a real transport.
+func TestSWTPM(t *testing.T) {
+	tool := need(t, "pkcs11-tool", "opensc")
+	lib := module(t)
+	startServiceOn(t, tpmtest.StartSWTPM(t).TPM())
+	runHarness(t, lib, nil)
+	out := run(t, tool, "--module", lib, "--test", "--login", "--pin", testPIN)
+	if !strings.Contains(out, "No errors") {
+		t.Errorf("pkcs11-tool --test:\n%s", out)
+	}
+}
+
+// runHarness runs testdata/harness.c against lib and the running test
+// service, with env added to the environment, and checks the debug log it
+// asks for.
 func runHarness(t *testing.T, lib string, env []string) {
 	t.Helper()
 	bin := cProgram(t, "harness")
-	startService(t)
 	logFile := filepath.Join(t.TempDir(), "debug.log")
 	cmd := exec.Command(bin, lib, testLabel, testPIN)
 	cmd.Env = append(append(os.Environ(), env...), debugEnv+"="+logFile)

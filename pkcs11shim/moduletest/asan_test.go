@@ -16,7 +16,9 @@ import (
 // TestCHarnessASan runs testdata/harness.c against the ASan module.
 func TestCHarnessASan(t *testing.T) {
 	lib := asanLib(t)
-	runHarness(t, lib, asanEnv(t))
+	env := asanEnv(t)
+	startService(t)
+	runHarness(t, lib, env)
 }
 
 // TestPKCS11ToolASan runs OpenSC's self-test of the token (pkcs11-tool
