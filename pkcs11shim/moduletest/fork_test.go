@@ -82,11 +82,11 @@ func TestFork(t *testing.T) {
 
 // BenchmarkFork forks b.N children the way TestFork does and reports
 // children per second and how many hung or failed; any that did fails
-// the benchmark.
+// the benchmark, which stops forking after three hung children.
 func BenchmarkFork(b *testing.B) {
 	startService(b)
 	b.ResetTimer()
-	r := runFork(b, b.N, b.N, 24*time.Hour)
+	r := runFork(b, b.N, 3, time.Hour)
 	b.StopTimer()
 	b.ReportMetric(r.perSecond, "children/s")
 	b.ReportMetric(float64(r.hung), "hung")
