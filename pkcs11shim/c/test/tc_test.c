@@ -483,7 +483,7 @@ static void *pipe_worker_run(void *arg)
  * a ticket of a connection that is gone never reaches the next one. */
 static void unit_pipeline(void)
 {
-	char path[256];
+	char path[100]; /* fits sun_path */
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	snprintf(path, sizeof path, "%s/tc_pipe_%d.sock", dir, (int)getpid());
 	pid_t pid = echo_server(path, 2);
