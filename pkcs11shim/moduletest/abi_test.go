@@ -22,9 +22,8 @@ import (
 )
 
 // The module in real C programs: a harness compiled from testdata with
-// gcc, pkcs11-tool, ssh-keygen, p11tool and p11-kit. A Go c-shared module
-// must not be loaded into this Go process (two Go runtimes), and no module
-// is: every consumer is a separate process.
+// gcc, pkcs11-tool, ssh-keygen, p11tool and p11-kit. No module is loaded
+// into this Go process: every consumer is a separate process.
 
 // TestCHarness runs testdata/harness.c against the module: NULL pointers,
 // blank padding, calls before C_Initialize, the two-call conventions and

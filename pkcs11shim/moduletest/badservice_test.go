@@ -40,10 +40,9 @@ type fault struct {
 }
 
 // stallFor is how long the stalling service waits before it hangs up. The
-// modules give a reply 60 s (the C module) or wait for ever (the Go
-// module), and neither reads a setting for it, so the test does not wait
-// for their timeout: it checks that the call waits and then ends once the
-// connection does.
+// module gives a reply 60 s and reads no setting for it, so the test does
+// not wait for its timeout: it checks that the call waits and then ends
+// once the connection does.
 const stallFor = 500 * time.Millisecond
 
 // errHangUp makes the proxy close the module's connection.

@@ -98,7 +98,7 @@ func (a *artifact) get(t testing.TB) string {
 	t.Helper()
 	a.resolve(t)
 	if a.err != nil {
-		t.Fatalf("%v\n%s\n(%s names a module built elsewhere)", a.err, a.out, a.env)
+		t.Fatalf("%v\n%s\n(or set %s to one built elsewhere)", a.err, a.out, a.env)
 	}
 	return a.file
 }
