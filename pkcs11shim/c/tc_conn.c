@@ -4,20 +4,27 @@
 #define _GNU_SOURCE /* SOCK_CLOEXEC, MSG_NOSIGNAL */
 
 #include "tc_conn.h"
+#include "tc_sys.h"
 
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <afunix.h> /* AF_UNIX, Windows 10 1803 and later */
+#else
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Frames. */
@@ -98,6 +105,21 @@ int tc_frame_read(tc_read_fn rd, void *ctx, uint32_t limit, tc_frame *out)
 }
 
 /* ------------------------------------------------------------------ */
+/* Sockets: a descriptor on POSIX, a SOCKET on Windows. */
+
+#ifdef _WIN32
+typedef SOCKET sock_t;
+typedef atomic_uintptr_t atomic_sock; /* SOCKET is a UINT_PTR */
+#define NO_SOCK INVALID_SOCKET
+#define sock_close closesocket
+#else
+typedef int sock_t;
+typedef atomic_int atomic_sock;
+#define NO_SOCK (-1)
+#define sock_close close
+#endif
+
+/* ------------------------------------------------------------------ */
 /* The connection. */
 
 /*
@@ -118,10 +140,10 @@ struct stashed {
 };
 
 struct tc_conn {
-	pthread_mutex_t wmu; /* writers: dial, number and write a request */
-	pthread_mutex_t mu;  /* everything below; never held across I/O */
-	pthread_cond_t cv;   /* a reply arrived, the reader left, or the connection died */
-	atomic_int fd;       /* -1 when not connected */
+	tc_mutex wmu;        /* writers: dial, number and write a request */
+	tc_mutex mu;         /* everything below; never held across I/O */
+	tc_cond cv;          /* a reply arrived, the reader left, or the connection died */
+	atomic_sock fd;      /* NO_SOCK when not connected */
 	int dead;            /* the connection failed, or this is a forked child */
 	int reading;         /* a thread is reading the socket */
 	uint64_t gen;        /* connections dialed so far */
@@ -134,14 +156,26 @@ struct tc_conn {
 
 /*
  * The registry of live connections is the library's only global state:
- * the fork handler must find every connection the child inherited.
+ * the fork handler must find every connection the child inherited. (On
+ * Windows, which has no fork, nothing reads it.)
  */
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static tc_mutex registry_mu = TC_MUTEX_INITIALIZER;
 static struct tc_conn *registry;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static tc_once sys_once = TC_ONCE_INIT;
 
-static void atfork_prepare(void) { pthread_mutex_lock(&registry_mu); }
-static void atfork_parent(void) { pthread_mutex_unlock(&registry_mu); }
+#ifdef _WIN32
+/* sys_init starts Winsock (version 2.2) for the process; if it cannot,
+ * every dial fails (WSANOTINITIALISED). It is never cleaned up: WSACleanup
+ * may not be called from DllMain, and a C_Finalize would take Winsock
+ * from under the application's own sockets if the count went wrong. */
+static void sys_init(void)
+{
+	WSADATA wsa;
+	WSAStartup(MAKEWORD(2, 2), &wsa);
+}
+#else
+static void atfork_prepare(void) { tc_mutex_lock(&registry_mu); }
+static void atfork_parent(void) { tc_mutex_unlock(&registry_mu); }
 
 /* atfork_child runs in the child, which has only the forking thread: a
  * call another thread was making holds a mutex nobody will release, and
@@ -152,64 +186,88 @@ static void atfork_parent(void) { pthread_mutex_unlock(&registry_mu); }
 static void atfork_child(void)
 {
 	for (struct tc_conn *c = registry; c != NULL; c = c->next) {
-		int fd = atomic_exchange(&c->fd, -1);
-		if (fd >= 0)
+		sock_t fd = atomic_exchange(&c->fd, NO_SOCK);
+		if (fd != NO_SOCK)
 			close(fd);
 		c->dead = 1;
 		c->reading = 0;
 		c->stash = NULL;
 		c->sent = c->read = 0;
-		pthread_mutex_init(&c->wmu, NULL);
-		pthread_mutex_init(&c->mu, NULL);
-		pthread_cond_init(&c->cv, NULL);
+		tc_mutex_init(&c->wmu);
+		tc_mutex_init(&c->mu);
+		tc_cond_init(&c->cv);
 	}
-	pthread_mutex_unlock(&registry_mu);
+	tc_mutex_unlock(&registry_mu);
 }
 
-static void atfork_register(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+static void sys_init(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+#endif
+
+/* default_socket is the socket's path when neither the caller nor
+ * $TPMCARD_SOCKET names one; on Windows it is under %ProgramData%. */
+#ifdef _WIN32
+static const char *default_socket(char *buf, size_t n)
+{
+	const char *base = getenv(TC_DEFAULT_SOCKET_BASE_ENV);
+	if (base == NULL || base[0] == '\0')
+		base = TC_DEFAULT_SOCKET_BASE;
+	int k = snprintf(buf, n, "%s%s", base, TC_DEFAULT_SOCKET_NAME);
+	return k < 0 || (size_t)k >= n ? NULL : buf;
+}
+#else
+static const char *default_socket(char *buf, size_t n)
+{
+	(void)buf;
+	(void)n;
+	return TC_DEFAULT_SOCKET;
+}
+#endif
 
 int tc_conn_open(tc_conn **out, const char *path, const char *client)
 {
 	if (out == NULL)
 		return TC_ERR_ARGS;
 	*out = NULL;
+	char defbuf[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	if (path == NULL || path[0] == '\0') {
 		path = getenv(TC_SOCKET_ENV);
 		if (path == NULL || path[0] == '\0')
-			path = TC_DEFAULT_SOCKET;
+			path = default_socket(defbuf, sizeof defbuf);
+		if (path == NULL)
+			return TC_ERR_ARGS; /* too long for sun_path */
 	}
 	if (client == NULL)
 		client = "";
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path) || strlen(client) > 200)
 		return TC_ERR_ARGS;
-	if (pthread_once(&atfork_once, atfork_register) != 0)
+	if (tc_once_run(&sys_once, sys_init) != 0)
 		return TC_ERR_NOMEM;
 	struct tc_conn *c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return TC_ERR_NOMEM;
 	c->path = strdup(path);
 	c->client = strdup(client);
-	if (c->path == NULL || c->client == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
+	if (c->path == NULL || c->client == NULL || tc_mutex_init(&c->mu) != 0) {
 		free(c->path);
 		free(c->client);
 		free(c);
 		return TC_ERR_NOMEM;
 	}
-	if (pthread_mutex_init(&c->wmu, NULL) != 0 || pthread_cond_init(&c->cv, NULL) != 0) {
-		pthread_mutex_destroy(&c->mu);
+	if (tc_mutex_init(&c->wmu) != 0 || tc_cond_init(&c->cv) != 0) {
+		tc_mutex_destroy(&c->mu);
 		free(c->path);
 		free(c->client);
 		free(c);
 		return TC_ERR_NOMEM;
 	}
-	atomic_init(&c->fd, -1);
+	atomic_init(&c->fd, NO_SOCK);
 	c->timeout_ms = TC_DEFAULT_TIMEOUT_MS;
-	pthread_mutex_lock(&registry_mu);
+	tc_mutex_lock(&registry_mu);
 	c->next = registry;
 	if (registry != NULL)
 		registry->prev = c;
 	registry = c;
-	pthread_mutex_unlock(&registry_mu);
+	tc_mutex_unlock(&registry_mu);
 	*out = c;
 	return TC_OK;
 }
@@ -225,8 +283,22 @@ static void clear_stash(struct tc_conn *c)
 	}
 }
 
+/* wake_reader ends a recv another thread is blocked in on fd: shutdown(2)
+ * does on POSIX. On Windows shutdown only stops further receives, so the
+ * blocked call is also cancelled (CancelIoEx cancels a socket's I/O of
+ * every thread). */
+static void wake_reader(sock_t fd)
+{
+#ifdef _WIN32
+	shutdown(fd, SD_BOTH);
+	CancelIoEx((HANDLE)fd, NULL);
+#else
+	shutdown(fd, SHUT_RDWR);
+#endif
+}
+
 /* fail ends the connection after an error: every request on it is lost.
- * A thread blocked reading is woken by shutdown(2) and closes the
+ * A thread blocked reading is woken (wake_reader) and closes the
  * descriptor itself when it leaves; otherwise it is closed here. The
  * descriptor is taken out of c before it is closed, so that a fork in
  * between cannot have the child close a number the parent has reused.
@@ -234,37 +306,37 @@ static void clear_stash(struct tc_conn *c)
 static void fail(struct tc_conn *c)
 {
 	c->dead = 1;
-	int fd = atomic_load(&c->fd);
-	if (fd >= 0) {
+	sock_t fd = atomic_load(&c->fd);
+	if (fd != NO_SOCK) {
 		if (c->reading) {
-			shutdown(fd, SHUT_RDWR);
+			wake_reader(fd);
 		} else {
-			atomic_store(&c->fd, -1);
-			close(fd);
+			atomic_store(&c->fd, NO_SOCK);
+			sock_close(fd);
 		}
 	}
 	clear_stash(c);
-	pthread_cond_broadcast(&c->cv);
+	tc_cond_broadcast(&c->cv);
 }
 
 void tc_conn_close(tc_conn *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&registry_mu);
+	tc_mutex_lock(&registry_mu);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
 		registry = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	pthread_mutex_unlock(&registry_mu);
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_unlock(&registry_mu);
+	tc_mutex_lock(&c->mu);
 	fail(c);
-	pthread_mutex_unlock(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
-	pthread_mutex_destroy(&c->wmu);
+	tc_mutex_unlock(&c->mu);
+	tc_cond_destroy(&c->cv);
+	tc_mutex_destroy(&c->mu);
+	tc_mutex_destroy(&c->wmu);
 	free(c->path);
 	free(c->client);
 	free(c);
@@ -274,29 +346,96 @@ void tc_conn_drop(tc_conn *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_lock(&c->mu);
 	fail(c);
-	pthread_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->mu);
 }
 
-static void set_timeouts(int fd, int ms)
+#ifdef _WIN32
+/* ------------------------------------------------------------------ */
+/* Socket I/O, Windows. Winsock has no EINTR, no SIGPIPE and no sendmsg:
+ * a frame goes out in one WSASend of two buffers. */
+
+static void set_timeouts(sock_t fd, int ms)
+{
+	DWORD v = (DWORD)ms; /* milliseconds, not a timeval */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, (const char *)&v, sizeof v);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, (const char *)&v, sizeof v);
+}
+
+/* sock_open makes a socket that child processes do not inherit.
+ * WSA_FLAG_OVERLAPPED is what the timeouts need on a WSASocket; the
+ * calls on it still block. */
+static sock_t sock_open(void)
+{
+	return WSASocketW(AF_UNIX, SOCK_STREAM, 0, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+}
+
+/* fd_reader is the tc_read_fn of a socket; timed_out records an expired
+ * SO_RCVTIMEO. */
+struct fd_reader {
+	sock_t fd;
+	int timed_out;
+};
+
+static long fd_read(void *ctx, uint8_t *buf, size_t n)
+{
+	struct fd_reader *r = ctx;
+	int k = recv(r->fd, (char *)buf, n > INT_MAX ? INT_MAX : (int)n, 0);
+	if (k >= 0)
+		return (long)k;
+	if (WSAGetLastError() == WSAETIMEDOUT)
+		r->timed_out = 1;
+	return -1;
+}
+
+static int send_frame(sock_t fd, uint8_t type, const uint8_t *body, size_t len, int timeout_ms)
+{
+	(void)timeout_ms; /* SO_SNDTIMEO bounds each WSASend */
+	uint8_t hdr[5];
+	int rc = tc_frame_header(hdr, type, len);
+	if (rc != TC_OK)
+		return rc;
+	WSABUF iov[2] = {{.len = sizeof hdr, .buf = (char *)hdr}, {.len = (ULONG)len, .buf = (char *)body}};
+	WSABUF *v = iov;
+	DWORD nv = len > 0 ? 2 : 1;
+	while (nv > 0) {
+		DWORD done;
+		if (WSASend(fd, v, nv, &done, 0, NULL, NULL) != 0)
+			return WSAGetLastError() == WSAETIMEDOUT ? TC_ERR_TIMEOUT : TC_ERR_IO;
+		while (nv > 0 && done >= v[0].len) {
+			done -= v[0].len;
+			v++;
+			nv--;
+		}
+		if (nv > 0) {
+			v[0].buf += done;
+			v[0].len -= done;
+		}
+	}
+	return TC_OK;
+}
+
+/* connect_fd connects fd to sa; SO_SNDTIMEO does not bound a connect,
+ * but the service accepts at once or refuses. */
+static int connect_fd(sock_t fd, const struct sockaddr_un *sa, int ms)
+{
+	(void)ms;
+	return connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0 ? TC_OK : TC_ERR_CONNECT;
+}
+
+#else
+/* ------------------------------------------------------------------ */
+/* Socket I/O, POSIX. */
+
+static void set_timeouts(sock_t fd, int ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-void tc_conn_set_timeout(tc_conn *c, int ms)
-{
-	if (c == NULL || ms <= 0)
-		return;
-	pthread_mutex_lock(&c->mu);
-	c->timeout_ms = ms;
-	int fd = atomic_load(&c->fd);
-	if (fd >= 0)
-		set_timeouts(fd, ms);
-	pthread_mutex_unlock(&c->mu);
-}
+static sock_t sock_open(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); }
 
 static int64_t now_ms(void)
 {
@@ -311,7 +450,7 @@ static int64_t now_ms(void)
  * a busy interval timer would retry forever: the deadline bounds the
  * retries. */
 struct fd_reader {
-	int fd;
+	sock_t fd;
 	int timed_out;
 	int64_t deadline;
 };
@@ -333,7 +472,7 @@ static long fd_read(void *ctx, uint8_t *buf, size_t n)
 
 /* send_frame writes one frame in as few sendmsg calls as the socket
  * allows, never raising SIGPIPE. */
-static int send_frame(int fd, uint8_t type, const uint8_t *body, size_t len, int timeout_ms)
+static int send_frame(sock_t fd, uint8_t type, const uint8_t *body, size_t len, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 	uint8_t hdr[5];
@@ -364,25 +503,9 @@ static int send_frame(int fd, uint8_t type, const uint8_t *body, size_t len, int
 	return TC_OK;
 }
 
-/* recv_reply reads frames until one that is not Progress, each within
- * timeout_ms. */
-static int recv_reply(int fd, tc_frame *reply, int timeout_ms)
-{
-	struct fd_reader r = {.fd = fd};
-	for (;;) {
-		r.deadline = now_ms() + timeout_ms;
-		int rc = tc_frame_read(fd_read, &r, TC_MAX_FRAME, reply);
-		if (rc != TC_OK)
-			return r.timed_out ? TC_ERR_TIMEOUT : rc;
-		if (reply->type != TC_TYPE_PROGRESS)
-			return TC_OK;
-		tc_frame_release(reply);
-	}
-}
-
 /* connect_fd connects fd to sa, waiting out an interrupted connect(2)
  * (which goes on in the background) up to ms. */
-static int connect_fd(int fd, const struct sockaddr_un *sa, int ms)
+static int connect_fd(sock_t fd, const struct sockaddr_un *sa, int ms)
 {
 	if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0)
 		return TC_OK;
@@ -402,9 +525,43 @@ static int connect_fd(int fd, const struct sockaddr_un *sa, int ms)
 	return TC_OK;
 }
 
+#endif
+
+void tc_conn_set_timeout(tc_conn *c, int ms)
+{
+	if (c == NULL || ms <= 0)
+		return;
+	tc_mutex_lock(&c->mu);
+	c->timeout_ms = ms;
+	sock_t fd = atomic_load(&c->fd);
+	if (fd != NO_SOCK)
+		set_timeouts(fd, ms);
+	tc_mutex_unlock(&c->mu);
+}
+
+/* recv_reply reads frames until one that is not Progress, each within
+ * timeout_ms. */
+static int recv_reply(sock_t fd, tc_frame *reply, int timeout_ms)
+{
+	struct fd_reader r = {.fd = fd};
+	for (;;) {
+#ifdef _WIN32
+		(void)timeout_ms; /* SO_RCVTIMEO bounds each recv; nothing interrupts it */
+#else
+		r.deadline = now_ms() + timeout_ms;
+#endif
+		int rc = tc_frame_read(fd_read, &r, TC_MAX_FRAME, reply);
+		if (rc != TC_OK)
+			return r.timed_out ? TC_ERR_TIMEOUT : rc;
+		if (reply->type != TC_TYPE_PROGRESS)
+			return TC_OK;
+		tc_frame_release(reply);
+	}
+}
+
 /* hello performs the handshake: Hello{1: version, 2: client}, and a
  * HelloReply{1: version} that names our version. */
-static int hello(struct tc_conn *c, int fd)
+static int hello(struct tc_conn *c, sock_t fd)
 {
 	uint8_t buf[256];
 	size_t n;
@@ -456,23 +613,23 @@ static int dial(struct tc_conn *c)
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, c->path, strlen(c->path) + 1); /* length checked in tc_conn_open */
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	sock_t fd = sock_open();
+	if (fd == NO_SOCK)
 		return TC_ERR_CONNECT;
 	set_timeouts(fd, c->timeout_ms);
 	int rc = connect_fd(fd, &sa, c->timeout_ms);
 	if (rc == TC_OK)
 		rc = hello(c, fd);
 	if (rc != TC_OK) {
-		close(fd);
+		sock_close(fd);
 		return rc;
 	}
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_lock(&c->mu);
 	c->gen++;
 	c->sent = c->read = 0;
 	c->dead = 0;
 	atomic_store(&c->fd, fd);
-	pthread_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->mu);
 	return TC_OK;
 }
 
@@ -483,46 +640,46 @@ int tc_conn_send(tc_conn *c, uint64_t gen, uint8_t type, const uint8_t *body, si
 	memset(t, 0, sizeof *t);
 	if (len > TC_MAX_FRAME - 1)
 		return TC_ERR_FRAME_TOO_LARGE;
-	pthread_mutex_lock(&c->wmu);
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_lock(&c->wmu);
+	tc_mutex_lock(&c->mu);
 	int rc = TC_OK;
-	if (c->dead || atomic_load(&c->fd) < 0) {
+	if (c->dead || atomic_load(&c->fd) == NO_SOCK) {
 		if (gen != 0) {
 			rc = TC_ERR_CLOSED; /* the connection the caller means is gone */
 		} else {
 			/* Wait for a reader of the dead connection to leave. */
 			while (c->reading)
-				pthread_cond_wait(&c->cv, &c->mu);
-			int fd = atomic_exchange(&c->fd, -1);
-			if (fd >= 0)
-				close(fd);
+				tc_cond_wait(&c->cv, &c->mu);
+			sock_t fd = atomic_exchange(&c->fd, NO_SOCK);
+			if (fd != NO_SOCK)
+				sock_close(fd);
 			clear_stash(c);
-			pthread_mutex_unlock(&c->mu);
+			tc_mutex_unlock(&c->mu);
 			rc = dial(c);
-			pthread_mutex_lock(&c->mu);
+			tc_mutex_lock(&c->mu);
 		}
 	} else if (gen != 0 && gen != c->gen) {
 		rc = TC_ERR_CLOSED;
 	}
 	if (rc != TC_OK) {
-		pthread_mutex_unlock(&c->mu);
-		pthread_mutex_unlock(&c->wmu);
+		tc_mutex_unlock(&c->mu);
+		tc_mutex_unlock(&c->wmu);
 		return rc;
 	}
-	int fd = atomic_load(&c->fd);
+	sock_t fd = atomic_load(&c->fd);
 	t->gen = c->gen;
 	t->seq = c->sent;
-	pthread_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->mu);
 	rc = send_frame(fd, type, body, len, c->timeout_ms);
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_lock(&c->mu);
 	if (rc == TC_OK && t->gen == c->gen && !c->dead)
 		c->sent++;
 	else if (rc == TC_OK)
 		rc = TC_ERR_CLOSED;
 	else if (t->gen == c->gen)
 		fail(c);
-	pthread_mutex_unlock(&c->mu);
-	pthread_mutex_unlock(&c->wmu);
+	tc_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->wmu);
 	return rc;
 }
 
@@ -540,7 +697,7 @@ int tc_conn_recv(tc_conn *c, const tc_ticket *t, tc_frame *reply)
 	if (c == NULL || t == NULL || reply == NULL)
 		return TC_ERR_ARGS;
 	memset(reply, 0, sizeof *reply);
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_lock(&c->mu);
 	int rc;
 	for (;;) {
 		if (t->gen != c->gen || c->dead) {
@@ -562,19 +719,19 @@ int tc_conn_recv(tc_conn *c, const tc_ticket *t, tc_frame *reply)
 			break;
 		}
 		if (c->reading) {
-			pthread_cond_wait(&c->cv, &c->mu);
+			tc_cond_wait(&c->cv, &c->mu);
 			continue;
 		}
 		/* Become the reader: read replies in order until ours. */
 		c->reading = 1;
-		int fd = atomic_load(&c->fd);
+		sock_t fd = atomic_load(&c->fd);
 		rc = TC_OK;
 		while (rc == TC_OK && c->read <= t->seq) {
 			uint64_t seq = c->read;
-			pthread_mutex_unlock(&c->mu);
+			tc_mutex_unlock(&c->mu);
 			tc_frame f;
 			rc = recv_reply(fd, &f, c->timeout_ms);
-			pthread_mutex_lock(&c->mu);
+			tc_mutex_lock(&c->mu);
 			if (rc != TC_OK)
 				break;
 			c->read++;
@@ -603,21 +760,21 @@ int tc_conn_recv(tc_conn *c, const tc_ticket *t, tc_frame *reply)
 				st->next = c->stash;
 				c->stash = st;
 			}
-			pthread_cond_broadcast(&c->cv);
+			tc_cond_broadcast(&c->cv);
 		}
 		c->reading = 0;
 		if (rc != TC_OK && t->gen == c->gen)
 			fail(c);
 		if (c->dead && atomic_load(&c->fd) == fd) {
-			atomic_store(&c->fd, -1);
-			close(fd); /* fail() left it to us */
+			atomic_store(&c->fd, NO_SOCK);
+			sock_close(fd); /* fail() left it to us */
 		}
-		pthread_cond_broadcast(&c->cv);
+		tc_cond_broadcast(&c->cv);
 		if (rc == TC_OK)
 			reply->gen = t->gen;
 		break;
 	}
-	pthread_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->mu);
 	return rc;
 }
 
@@ -625,7 +782,7 @@ void tc_conn_forget(tc_conn *c, const tc_ticket *t)
 {
 	if (c == NULL || t == NULL)
 		return;
-	pthread_mutex_lock(&c->mu);
+	tc_mutex_lock(&c->mu);
 	if (t->gen == c->gen && !c->dead) {
 		struct stashed **p = find_stashed(c, t->seq);
 		if (p != NULL && (*p)->arrived) {
@@ -643,7 +800,7 @@ void tc_conn_forget(tc_conn *c, const tc_ticket *t)
 			}
 		}
 	}
-	pthread_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->mu);
 }
 
 int tc_conn_call(tc_conn *c, uint8_t type, const uint8_t *body, size_t len, tc_frame *reply)
@@ -662,10 +819,10 @@ int tc_conn_connected(tc_conn *c, uint64_t *gen)
 {
 	if (c == NULL)
 		return 0;
-	pthread_mutex_lock(&c->mu);
-	int up = !c->dead && atomic_load(&c->fd) >= 0;
+	tc_mutex_lock(&c->mu);
+	int up = !c->dead && atomic_load(&c->fd) != NO_SOCK;
 	if (gen != NULL)
 		*gen = c->gen;
-	pthread_mutex_unlock(&c->mu);
+	tc_mutex_unlock(&c->mu);
 	return up;
 }

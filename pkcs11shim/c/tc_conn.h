@@ -21,6 +21,10 @@
  * it, so the parent's connection is untouched; the child's next call dials
  * a connection of its own. glibc drops the handler when the library is
  * dlclose'd.
+ *
+ * Windows (10 1803 and later, which have AF_UNIX): the same, over Winsock,
+ * started once per process and never cleaned up; the socket is not
+ * inherited by child processes, and there is no fork to handle.
  */
 #ifndef TPMCARD_TC_CONN_H
 #define TPMCARD_TC_CONN_H
@@ -32,7 +36,14 @@
 
 #define TC_MAX_FRAME (1u << 20)
 #define TC_PROTOCOL_VERSION 1
+#ifdef _WIN32
+/* %ProgramData%\tpmcard\tpmcard.sock (C:\ProgramData when unset). */
+#define TC_DEFAULT_SOCKET_BASE_ENV "ProgramData"
+#define TC_DEFAULT_SOCKET_BASE "C:\\ProgramData"
+#define TC_DEFAULT_SOCKET_NAME "\\tpmcard\\tpmcard.sock"
+#else
 #define TC_DEFAULT_SOCKET "/run/tpmcard/tpmcard.sock"
+#endif
 #define TC_SOCKET_ENV "TPMCARD_SOCKET"
 #define TC_DEFAULT_TIMEOUT_MS 60000
 
@@ -90,7 +101,7 @@ int tc_frame_read(tc_read_fn rd, void *ctx, uint32_t limit, tc_frame *out);
 typedef struct tc_conn tc_conn;
 
 /* tc_conn_open makes a connection object for the socket at path (NULL:
- * $TPMCARD_SOCKET, or TC_DEFAULT_SOCKET) that says client in Hello; it
+ * $TPMCARD_SOCKET, or the default above) that says client in Hello; it
  * dials when first used. */
 int tc_conn_open(tc_conn **out, const char *path, const char *client);
 
