@@ -8,17 +8,16 @@
 
 #include "p11_internal.h"
 
-#include <pthread.h>
+#include "tc_sys.h"
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* State. Everything between C_Initialize and C_Finalize, under mu. mu is
  * never held across a request: requests of several sessions pipeline on
  * the one connection. */
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static tc_mutex mu = TC_MUTEX_INITIALIZER;
 static int initialized;
 static int waiting; /* a blocking C_WaitForSlotEvent is under way */
 static uint64_t instance;
@@ -39,7 +38,8 @@ static CK_SESSION_HANDLE next_handle;
 static CK_SLOT_ID known_slots[MAX_KNOWN_SLOTS];
 static size_t nknown;
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+#ifndef _WIN32
+static tc_once atfork_once = TC_ONCE_INIT;
 
 /* The child of fork(2) has only the forking thread: the module is not
  * initialized there, and the parent's sessions are not the child's. The
@@ -47,7 +47,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  * own handler drops the connections without touching the parent's. */
 static void atfork_child(void)
 {
-	pthread_mutex_init(&mu, NULL);
+	tc_mutex_init(&mu);
 	initialized = 0;
 	waiting = 0;
 	sessions = NULL;
@@ -57,12 +57,13 @@ static void atfork_child(void)
 }
 
 static void atfork_register(void) { pthread_atfork(NULL, NULL, atfork_child); }
+#endif
 
 CK_RV p11_ready(void)
 {
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	int up = initialized;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return up ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
@@ -72,24 +73,24 @@ static void remember_slot(CK_SLOT_ID id)
 {
 	if (id == 0)
 		return;
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	size_t i;
 	for (i = 0; i < nknown && known_slots[i] != id; i++)
 		;
 	if (i == nknown && nknown < MAX_KNOWN_SLOTS)
 		known_slots[nknown++] = id;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 }
 
 /* known: a slot this application was shown, or the empty slot 0 while it
  * was shown none. */
 static int known_slot(CK_SLOT_ID id)
 {
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	int k = id == 0 && nknown == 0;
 	for (size_t i = 0; i < nknown && !k; i++)
 		k = known_slots[i] == id;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return k;
 }
 
@@ -159,7 +160,7 @@ CK_RV p11_classify(p11_reply *r, uint8_t want, CK_RV gone)
 	return CKR_OK;
 }
 
-/* conn_rv maps a tc_conn error of a call to its CK_RV. */
+/* conn_rv maps a tc_conn error of a request's write to its CK_RV. */
 static CK_RV conn_rv(int rc, CK_RV gone)
 {
 	switch (rc) {
@@ -182,10 +183,12 @@ CK_RV p11_call(uint64_t gen, uint8_t type, p11_req *req, uint8_t want, p11_reply
 		return CKR_DATA_LEN_RANGE;
 	tc_ticket t;
 	int rc = tc_conn_send(conn, gen, type, req->buf, n, &t);
-	if (rc == TC_OK)
-		rc = tc_conn_recv(conn, &t, &r->f);
 	if (rc != TC_OK)
 		return conn_rv(rc, gone);
+	/* A reply that cannot be read, too large ones included, ends the
+	 * connection: it is the service's fault, not the caller's. */
+	if (tc_conn_recv(conn, &t, &r->f) != TC_OK)
+		return gone;
 	return p11_classify(r, want, gone);
 }
 
@@ -230,7 +233,7 @@ int p11_get_bytes(tc_val m, uint64_t key, const uint8_t **p, size_t *n)
 
 CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out)
 {
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	CK_RV rv = CKR_SESSION_HANDLE_INVALID;
 	if (!initialized) {
 		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
@@ -243,7 +246,7 @@ CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out)
 			}
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	if (rv != CKR_OK)
 		return rv;
 	uint64_t gen;
@@ -255,7 +258,7 @@ CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out)
 int p11_session_take_pending(CK_SESSION_HANDLE h, tc_ticket *t)
 {
 	int had = 0;
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	for (size_t i = 0; i < nsessions; i++) {
 		if (sessions[i].h == h) {
 			had = sessions[i].pending;
@@ -264,14 +267,14 @@ int p11_session_take_pending(CK_SESSION_HANDLE h, tc_ticket *t)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return had;
 }
 
 int p11_session_set_pending(CK_SESSION_HANDLE h, const tc_ticket *t)
 {
 	int found = 0;
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	for (size_t i = 0; i < nsessions; i++) {
 		if (sessions[i].h == h) {
 			sessions[i].pending = 1;
@@ -280,7 +283,7 @@ int p11_session_set_pending(CK_SESSION_HANDLE h, const tc_ticket *t)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return found;
 }
 
@@ -288,7 +291,7 @@ int p11_session_set_pending(CK_SESSION_HANDLE h, const tc_ticket *t)
 static int remove_session(CK_SESSION_HANDLE h, struct p11_session *s)
 {
 	int found = 0;
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	for (size_t i = 0; i < nsessions; i++) {
 		if (sessions[i].h == h) {
 			*s = sessions[i];
@@ -297,7 +300,7 @@ static int remove_session(CK_SESSION_HANDLE h, struct p11_session *s)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return found;
 }
 
@@ -318,9 +321,11 @@ static CK_RV initialize(CK_VOID_PTR pInitArgs)
 		if (n == 4 && !(a->flags & CKF_OS_LOCKING_OK))
 			return CKR_CANT_LOCK;
 	}
-	if (pthread_once(&atfork_once, atfork_register) != 0)
+#ifndef _WIN32
+	if (tc_once_run(&atfork_once, atfork_register) != 0)
 		return CKR_GENERAL_ERROR;
-	pthread_mutex_lock(&mu);
+#endif
+	tc_mutex_lock(&mu);
 	CK_RV rv = CKR_OK;
 	if (initialized) {
 		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
@@ -337,7 +342,7 @@ static CK_RV initialize(CK_VOID_PTR pInitArgs)
 			p11_log_open();
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return rv;
 }
 
@@ -352,16 +357,16 @@ static CK_RV finalize(CK_VOID_PTR pReserved)
 {
 	if (pReserved != NULL)
 		return CKR_ARGUMENTS_BAD;
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	if (!initialized) {
-		pthread_mutex_unlock(&mu);
+		tc_mutex_unlock(&mu);
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
 	initialized = 0;
 	free(sessions);
 	sessions = NULL;
 	nsessions = capsessions = 0;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	/* The service ends the connection's sessions and logins with it; a
 	 * blocked C_WaitForSlotEvent wakes up. */
 	tc_conn_drop(conn);
@@ -470,7 +475,7 @@ static CK_RV get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_U
 	if (!tokenPresent) {
 		/* The readers of cards gone since, without their token; with no
 		 * card ever seen, the one empty reader. */
-		pthread_mutex_lock(&mu);
+		tc_mutex_lock(&mu);
 		for (size_t i = 0; i < nknown; i++) {
 			size_t j;
 			for (j = 0; j < n && ids[j] != known_slots[i]; j++)
@@ -479,7 +484,7 @@ static CK_RV get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_U
 				ids[n++] = known_slots[i];
 		}
 		int any = nknown > 0;
-		pthread_mutex_unlock(&mu);
+		tc_mutex_unlock(&mu);
 		if (any) {
 			size_t k = 0;
 			for (size_t i = 0; i < n; i++)
@@ -799,9 +804,9 @@ static CK_RV wait_event(int ms, CK_SLOT_ID *slot, uint64_t *status)
 /* still_initialized: C_Finalize (and a new C_Initialize) end a wait. */
 static int still_initialized(uint64_t inst)
 {
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	int ok = initialized && instance == inst;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return ok;
 }
 
@@ -811,16 +816,16 @@ static CK_RV wait_for_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_P
 		CK_RV rv = p11_ready();
 		return rv != CKR_OK ? rv : CKR_ARGUMENTS_BAD;
 	}
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	if (!initialized) {
-		pthread_mutex_unlock(&mu);
+		tc_mutex_unlock(&mu);
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
 	uint64_t inst = instance;
 	int busy = waiting;
 	if (!(flags & CKF_DONT_BLOCK) && !busy)
 		waiting = 1;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	uint64_t status;
 	if (flags & CKF_DONT_BLOCK) {
 		if (busy)
@@ -840,8 +845,7 @@ static CK_RV wait_for_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_P
 		if (rv == CKR_DEVICE_REMOVED) {
 			/* The service is away: wait for it. When it is back, its
 			 * first card is the event (its cards reappear). */
-			struct timespec ts = {.tv_sec = 1};
-			nanosleep(&ts, NULL);
+			tc_sleep_ms(1000);
 			if (!still_initialized(inst)) {
 				rv = CKR_CRYPTOKI_NOT_INITIALIZED;
 				break;
@@ -859,10 +863,10 @@ static CK_RV wait_for_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_P
 			continue;
 		break;
 	}
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	if (instance == inst)
 		waiting = 0;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return rv;
 }
 
@@ -905,16 +909,16 @@ static CK_RV open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_SESSION_HANDLE_P
 	if (wire > UINT32_MAX)
 		return CKR_DEVICE_ERROR;
 	remember_slot(slotID);
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	if (!initialized) {
-		pthread_mutex_unlock(&mu);
+		tc_mutex_unlock(&mu);
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
 	if (nsessions == capsessions) {
 		size_t cap = capsessions ? capsessions * 2 : 16;
 		struct p11_session *s = realloc(sessions, cap * sizeof *s);
 		if (s == NULL) {
-			pthread_mutex_unlock(&mu);
+			tc_mutex_unlock(&mu);
 			return CKR_HOST_MEMORY;
 		}
 		sessions = s;
@@ -927,7 +931,7 @@ static CK_RV open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_SESSION_HANDLE_P
 	s->wire = (uint32_t)wire;
 	s->gen = gen;
 	*phSession = s->h;
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	return CKR_OK;
 }
 
@@ -1010,7 +1014,7 @@ static CK_RV close_all_sessions(CK_SLOT_ID slotID)
 	uint64_t gen;
 	int up = tc_conn_connected(conn, &gen);
 	int live = 0;
-	pthread_mutex_lock(&mu);
+	tc_mutex_lock(&mu);
 	for (size_t i = 0; i < nsessions;) {
 		if (sessions[i].slot == slotID) {
 			live |= up && sessions[i].gen == gen;
@@ -1021,7 +1025,7 @@ static CK_RV close_all_sessions(CK_SLOT_ID slotID)
 			i++;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	tc_mutex_unlock(&mu);
 	if (!live)
 		return known_slot(slotID) ? CKR_OK : CKR_SLOT_ID_INVALID;
 	p11_req req;
@@ -1175,6 +1179,52 @@ static CK_FUNCTION_LIST function_list = {
 	F(C_CancelFunction) F(C_WaitForSlotEvent)
 #undef F
 };
+
+/* PKCS#11 v3.0 §5.2 adds C_GetInterfaceList and C_GetInterface, through
+ * which a v3.0 application finds a module's function lists. The one
+ * interface here is "PKCS 11" with the v2.40 list. p11-kit's header
+ * predates v3.0, so its CK_INTERFACE is declared here, field for field. */
+typedef struct {
+	CK_CHAR *pInterfaceName;
+	CK_VOID_PTR pFunctionList;
+	CK_FLAGS flags;
+} p11_interface;
+
+static CK_CHAR interface_name[] = "PKCS 11";
+static p11_interface interface = {interface_name, &function_list, 0};
+
+CK_RV C_GetInterfaceList(p11_interface *pInterfacesList, CK_ULONG_PTR pulCount);
+CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, p11_interface **ppInterface,
+                     CK_FLAGS flags);
+
+CK_RV C_GetInterfaceList(p11_interface *pInterfacesList, CK_ULONG_PTR pulCount)
+{
+	if (pulCount == NULL)
+		return CKR_ARGUMENTS_BAD;
+	if (pInterfacesList == NULL) {
+		*pulCount = 1;
+		return CKR_OK;
+	}
+	if (*pulCount < 1) {
+		*pulCount = 1;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	pInterfacesList[0] = interface;
+	*pulCount = 1;
+	return CKR_OK;
+}
+
+CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, p11_interface **ppInterface,
+                     CK_FLAGS flags)
+{
+	if (ppInterface == NULL)
+		return CKR_ARGUMENTS_BAD;
+	if ((pInterfaceName != NULL && strcmp((const char *)pInterfaceName, (const char *)interface_name) != 0) ||
+	    (pVersion != NULL && (pVersion->major != 2 || pVersion->minor != 40)) || (flags & ~interface.flags) != 0)
+		return CKR_ARGUMENTS_BAD; /* no such interface */
+	*ppInterface = &interface;
+	return CKR_OK;
+}
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
 {
