@@ -31,9 +31,14 @@ MODULE_DEPS := $(MODULE_SRC) $(wildcard $(MODULE_DIR)/*.h) $(MODULE_DIR)/exports
 MODULE_CFLAGS = -std=c11 -Wall -Wextra -Werror -fPIC $$(pkg-config --cflags p11-kit-1)
 MODULE_LDFLAGS := -shared -pthread -Wl,--version-script=$(MODULE_DIR)/exports.map -Wl,-z,defs \
 	-Wl,-z,relro,-z,now
-# The Windows DLL: cgo with mingw-w64, p11-kit's header (which packs the
-# PKCS#11 structures for _WIN32).
-WINDOWS_CGO := GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc
+# The Windows DLL (Windows 10 1803 and later, for AF_UNIX): the same
+# sources with mingw-w64 and p11-kit's header (which packs the PKCS#11
+# structures for _WIN32); the .def file exports only the C_* entry points;
+# Winsock and the C runtime are Windows's own DLLs, libgcc is linked in.
+WINDOWS_CC  ?= x86_64-w64-mingw32-gcc
+DLL_DEF     := $(MODULE_DIR)/tpmcard-pkcs11.def
+DLL_CFLAGS   = -std=c11 -O2 -Wall -Wextra -Werror -D_WIN32_WINNT=0x0A00 $$(pkg-config --cflags p11-kit-1)
+DLL_LDFLAGS := -shared -s -static-libgcc -lws2_32
 
 .PHONY: all setup build module module-asan dll install test lint bench demo clean
 
@@ -71,10 +76,11 @@ $(ASAN_MODULE): $(MODULE_DEPS)
 		-fno-sanitize-recover=undefined -o $@ $(MODULE_SRC) $(MODULE_LDFLAGS)
 
 # dll cross-builds the module for 64-bit Windows.
-dll: setup
-	@mkdir -p bin
-	$(WINDOWS_CGO) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -buildmode=c-shared -o $(DLL) ./pkcs11shim
-	@rm -f bin/tpmcard-pkcs11.h
+dll: $(DLL)
+
+$(DLL): $(MODULE_DEPS) $(DLL_DEF)
+	@mkdir -p $(dir $@)
+	$(WINDOWS_CC) $(DLL_CFLAGS) -o $@ $(MODULE_SRC) $(DLL_DEF) $(DLL_LDFLAGS)
 
 # install puts the CLI in /usr/local/bin and the module where p11-kit finds
 # it, so p11-kit-aware programs see the card without configuration.
