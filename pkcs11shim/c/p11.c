@@ -160,14 +160,15 @@ CK_RV p11_classify(p11_reply *r, uint8_t want, CK_RV gone)
 	return CKR_OK;
 }
 
-/* conn_rv maps a tc_conn error of a request's write to its CK_RV. */
+/* conn_rv maps a tc_conn error of a request's write to its CK_RV. A
+ * request too large for a frame was refused before this (p11_call); any
+ * other error, a Hello reply that does not fit included, ends the
+ * connection. */
 static CK_RV conn_rv(int rc, CK_RV gone)
 {
 	switch (rc) {
 	case TC_OK:
 		return CKR_OK;
-	case TC_ERR_FRAME_TOO_LARGE:
-		return CKR_DATA_LEN_RANGE; /* refused before sending */
 	case TC_ERR_NOMEM:
 		return CKR_HOST_MEMORY;
 	default:
@@ -179,7 +180,7 @@ CK_RV p11_call(uint64_t gen, uint8_t type, p11_req *req, uint8_t want, p11_reply
 {
 	memset(r, 0, sizeof *r);
 	size_t n;
-	if (tc_enc_finish(&req->e, &n) != TC_OK)
+	if (tc_enc_finish(&req->e, &n) != TC_OK || n > TC_MAX_FRAME - 1)
 		return CKR_DATA_LEN_RANGE;
 	tc_ticket t;
 	int rc = tc_conn_send(conn, gen, type, req->buf, n, &t);

@@ -362,7 +362,7 @@ static CK_RV op_call(const struct p11_session *s, uint8_t type, p11_req *req, in
 		tc_enc_bool(&req->e, 1);
 	}
 	size_t n;
-	if (tc_enc_finish(&req->e, &n) != TC_OK) {
+	if (tc_enc_finish(&req->e, &n) != TC_OK || n > TC_MAX_FRAME - 1) {
 		if (pending)
 			tc_conn_forget(p11_conn(), init);
 		return CKR_DATA_LEN_RANGE;
@@ -373,7 +373,7 @@ static CK_RV op_call(const struct p11_session *s, uint8_t type, p11_req *req, in
 	if (pending)
 		init_rv = rc == TC_OK ? collect_init(init) : (tc_conn_forget(p11_conn(), init), CKR_OK);
 	if (rc != TC_OK)
-		return rc == TC_ERR_FRAME_TOO_LARGE ? CKR_DATA_LEN_RANGE : CKR_DEVICE_REMOVED;
+		return CKR_DEVICE_REMOVED;
 	rc = tc_conn_recv(p11_conn(), &t, &r->f);
 	if (init_rv != CKR_OK)
 		return init_rv;
