@@ -210,6 +210,33 @@ static CK_RV slot_call(uint8_t type, p11_req *req, uint8_t want, p11_reply *r)
 	return CKR_DEVICE_REMOVED;
 }
 
+/* slot_request sends a request that names a slot under key (and, with
+ * flags, CK_FLAGS under key + 1) as slot_call does. */
+static CK_RV slot_request(uint8_t type, uint64_t key, CK_SLOT_ID slot, const CK_FLAGS *flags, uint8_t want,
+                          p11_reply *r)
+{
+	p11_req req;
+	if (!p11_enc_init(&req, 32))
+		return CKR_HOST_MEMORY;
+	tc_enc_map(&req.e, flags != NULL ? 2 : 1);
+	tc_enc_uint(&req.e, key);
+	tc_enc_uint(&req.e, slot);
+	if (flags != NULL) {
+		tc_enc_uint(&req.e, key + 1);
+		tc_enc_uint(&req.e, *flags);
+	}
+	CK_RV rv = slot_call(type, &req, want, r);
+	p11_enc_free(&req);
+	return rv;
+}
+
+/* away: the service cannot be reached, or no longer knows a slot it
+ * showed this application (its card is gone since). */
+static int away(CK_RV rv, CK_SLOT_ID slot)
+{
+	return rv == CKR_DEVICE_REMOVED || (rv == CKR_SLOT_ID_INVALID && known_slot(slot));
+}
+
 uint64_t p11_get_uint(tc_val m, uint64_t key)
 {
 	tc_val v;
@@ -538,16 +565,9 @@ static CK_RV get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 		return rv;
 	if (pInfo == NULL)
 		return CKR_ARGUMENTS_BAD;
-	p11_req req;
-	if (!p11_enc_init(&req, 32))
-		return CKR_HOST_MEMORY;
-	tc_enc_map(&req.e, 1);
-	tc_enc_uint(&req.e, 1);
-	tc_enc_uint(&req.e, slotID);
 	p11_reply r;
-	rv = slot_call(W_GET_SLOT_INFO, &req, W_SLOT_DESCRIPTION, &r);
-	p11_enc_free(&req);
-	if (rv == CKR_DEVICE_REMOVED || (rv == CKR_SLOT_ID_INVALID && known_slot(slotID))) {
+	rv = slot_request(W_GET_SLOT_INFO, 1, slotID, NULL, W_SLOT_DESCRIPTION, &r);
+	if (away(rv, slotID)) {
 		if (!known_slot(slotID))
 			return CKR_SLOT_ID_INVALID;
 		/* The service is away, or forgot the card: an empty reader. */
@@ -593,16 +613,9 @@ static CK_RV get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 		return rv;
 	if (pInfo == NULL)
 		return CKR_ARGUMENTS_BAD;
-	p11_req req;
-	if (!p11_enc_init(&req, 32))
-		return CKR_HOST_MEMORY;
-	tc_enc_map(&req.e, 1);
-	tc_enc_uint(&req.e, 1);
-	tc_enc_uint(&req.e, slotID);
 	p11_reply r;
-	rv = slot_call(W_GET_TOKEN_INFO, &req, W_TOKEN_DESCRIPTION, &r);
-	p11_enc_free(&req);
-	if (rv == CKR_DEVICE_REMOVED || (rv == CKR_SLOT_ID_INVALID && known_slot(slotID)))
+	rv = slot_request(W_GET_TOKEN_INFO, 1, slotID, NULL, W_TOKEN_DESCRIPTION, &r);
+	if (away(rv, slotID))
 		return slot_gone(slotID);
 	if (rv != CKR_OK)
 		return rv;
@@ -649,15 +662,8 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 /* mechanisms asks for the slot's mechanism list; *list is the array. */
 static CK_RV mechanisms(CK_SLOT_ID slotID, p11_reply *r, tc_iter *it, size_t *count)
 {
-	p11_req req;
-	if (!p11_enc_init(&req, 32))
-		return CKR_HOST_MEMORY;
-	tc_enc_map(&req.e, 1);
-	tc_enc_uint(&req.e, 2);
-	tc_enc_uint(&req.e, slotID);
-	CK_RV rv = slot_call(W_MECHANISMS, &req, W_MECHANISM_LIST, r);
-	p11_enc_free(&req);
-	if (rv == CKR_DEVICE_REMOVED || (rv == CKR_SLOT_ID_INVALID && known_slot(slotID)))
+	CK_RV rv = slot_request(W_MECHANISMS, 2, slotID, NULL, W_MECHANISM_LIST, r);
+	if (away(rv, slotID))
 		return slot_gone(slotID);
 	if (rv != CKR_OK)
 		return rv;
@@ -889,18 +895,9 @@ static CK_RV open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_SESSION_HANDLE_P
 		return rv;
 	if (phSession == NULL)
 		return CKR_ARGUMENTS_BAD;
-	p11_req req;
-	if (!p11_enc_init(&req, 32))
-		return CKR_HOST_MEMORY;
-	tc_enc_map(&req.e, 2);
-	tc_enc_uint(&req.e, 3);
-	tc_enc_uint(&req.e, slotID);
-	tc_enc_uint(&req.e, 4);
-	tc_enc_uint(&req.e, flags);
 	p11_reply r;
-	rv = slot_call(W_OPEN_SESSION, &req, W_SESSION_OPENED, &r);
-	p11_enc_free(&req);
-	if (rv == CKR_DEVICE_REMOVED || (rv == CKR_SLOT_ID_INVALID && known_slot(slotID)))
+	rv = slot_request(W_OPEN_SESSION, 3, slotID, &flags, W_SESSION_OPENED, &r);
+	if (away(rv, slotID))
 		return slot_gone(slotID);
 	if (rv != CKR_OK)
 		return rv;
@@ -959,20 +956,34 @@ int p11_session_req(p11_req *req, const struct p11_session *s, size_t n, size_t 
 	return 1;
 }
 
-/* simple_call is a session request with only the session number,
- * answered by Ack. */
-CK_RV p11_simple_call(CK_SESSION_HANDLE h, uint8_t type)
+/* p11_session_call sends session h's request: key 1 the session, and
+ * with arg key 2 = *arg; it waits for a reply of type want, which the
+ * caller releases. */
+CK_RV p11_session_call(CK_SESSION_HANDLE h, uint8_t type, const uint64_t *arg, uint8_t want, p11_reply *r)
 {
+	memset(r, 0, sizeof *r);
 	struct p11_session s;
 	CK_RV rv = p11_session_get(h, &s);
 	if (rv != CKR_OK)
 		return rv;
 	p11_req req;
-	if (!p11_session_req(&req, &s, 1, 0))
+	if (!p11_session_req(&req, &s, arg != NULL ? 2 : 1, 16))
 		return CKR_HOST_MEMORY;
-	p11_reply r;
-	rv = p11_call(s.gen, type, &req, W_ACK, &r, CKR_DEVICE_REMOVED);
+	if (arg != NULL) {
+		tc_enc_uint(&req.e, 2);
+		tc_enc_uint(&req.e, *arg);
+	}
+	rv = p11_call(s.gen, type, &req, want, r, CKR_DEVICE_REMOVED);
 	p11_enc_free(&req);
+	return rv;
+}
+
+/* p11_simple_call is a session request with only the session number,
+ * answered by Ack. */
+CK_RV p11_simple_call(CK_SESSION_HANDLE h, uint8_t type)
+{
+	p11_reply r;
+	CK_RV rv = p11_session_call(h, type, NULL, W_ACK, &r);
 	p11_reply_free(&r);
 	return rv;
 }

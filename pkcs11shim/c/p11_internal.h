@@ -64,6 +64,7 @@ CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out);
 int p11_session_take_pending(CK_SESSION_HANDLE h, tc_ticket *t);
 int p11_session_set_pending(CK_SESSION_HANDLE h, const tc_ticket *t);
 int p11_session_req(p11_req *req, const struct p11_session *s, size_t n, size_t extra);
+CK_RV p11_session_call(CK_SESSION_HANDLE h, uint8_t type, const uint64_t *arg, uint8_t want, p11_reply *r);
 CK_RV p11_simple_call(CK_SESSION_HANDLE h, uint8_t type);
 
 void p11_pad(CK_UTF8CHAR *dst, size_t width, const char *src);

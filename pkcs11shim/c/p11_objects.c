@@ -90,14 +90,9 @@ static CK_RV find_objects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR phObject, CK
 		return CKR_ARGUMENTS_BAD;
 	if (ulMax > MAX_FOUND)
 		ulMax = MAX_FOUND;
-	p11_req req;
-	if (!p11_session_req(&req, &s, 2, 16))
-		return CKR_HOST_MEMORY;
-	tc_enc_uint(&req.e, 2);
-	tc_enc_uint(&req.e, ulMax);
+	uint64_t max = ulMax;
 	p11_reply r;
-	rv = p11_call(s.gen, W_FIND_OBJECTS_NEXT, &req, W_FOUND_OBJECTS, &r, CKR_DEVICE_REMOVED);
-	p11_enc_free(&req);
+	rv = p11_session_call(h, W_FIND_OBJECTS_NEXT, &max, W_FOUND_OBJECTS, &r);
 	if (rv == CKR_OK) {
 		tc_val list, v;
 		tc_iter it;
@@ -257,18 +252,9 @@ CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_
 
 static CK_RV destroy_object(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
 {
-	struct p11_session s;
-	CK_RV rv = p11_session_get(h, &s);
-	if (rv != CKR_OK)
-		return rv;
-	p11_req req;
-	if (!p11_session_req(&req, &s, 2, 16))
-		return CKR_HOST_MEMORY;
-	tc_enc_uint(&req.e, 2);
-	tc_enc_uint(&req.e, obj);
+	uint64_t o = obj;
 	p11_reply r;
-	rv = p11_call(s.gen, W_DESTROY_OBJECT, &req, W_ACK, &r, CKR_DEVICE_REMOVED);
-	p11_enc_free(&req);
+	CK_RV rv = p11_session_call(h, W_DESTROY_OBJECT, &o, W_ACK, &r);
 	p11_reply_free(&r);
 	return rv;
 }
@@ -657,14 +643,9 @@ static CK_RV generate_random(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len)
 		return CKR_ARGUMENTS_BAD;
 	for (CK_ULONG done = 0; done < len;) {
 		CK_ULONG k = len - done > RANDOM_CHUNK ? RANDOM_CHUNK : len - done;
-		p11_req req;
-		if (!p11_session_req(&req, &s, 2, 16))
-			return CKR_HOST_MEMORY;
-		tc_enc_uint(&req.e, 2);
-		tc_enc_uint(&req.e, k);
+		uint64_t n64 = k;
 		p11_reply r;
-		rv = p11_call(s.gen, W_GENERATE_RANDOM, &req, W_RANDOM, &r, CKR_DEVICE_REMOVED);
-		p11_enc_free(&req);
+		rv = p11_session_call(h, W_GENERATE_RANDOM, &n64, W_RANDOM, &r);
 		if (rv == CKR_OK) {
 			const uint8_t *p;
 			size_t n;
