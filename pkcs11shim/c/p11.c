@@ -558,6 +558,16 @@ static int copy_field(tc_val m, uint64_t key, CK_UTF8CHAR *dst, size_t width)
 	return 1;
 }
 
+/* get_versions reads the hardware and firmware versions, major and minor,
+ * from four keys from key on. */
+static void get_versions(tc_val m, uint64_t key, CK_VERSION *hw, CK_VERSION *fw)
+{
+	hw->major = (CK_BYTE)p11_get_uint(m, key);
+	hw->minor = (CK_BYTE)p11_get_uint(m, key + 1);
+	fw->major = (CK_BYTE)p11_get_uint(m, key + 2);
+	fw->minor = (CK_BYTE)p11_get_uint(m, key + 3);
+}
+
 static CK_RV get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 {
 	CK_RV rv = p11_ready();
@@ -589,10 +599,7 @@ static CK_RV get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 		return CKR_DEVICE_ERROR;
 	}
 	info.flags = (CK_FLAGS)p11_get_uint(r.body, 3);
-	info.hardwareVersion.major = (CK_BYTE)p11_get_uint(r.body, 4);
-	info.hardwareVersion.minor = (CK_BYTE)p11_get_uint(r.body, 5);
-	info.firmwareVersion.major = (CK_BYTE)p11_get_uint(r.body, 6);
-	info.firmwareVersion.minor = (CK_BYTE)p11_get_uint(r.body, 7);
+	get_versions(r.body, 4, &info.hardwareVersion, &info.firmwareVersion);
 	p11_reply_free(&r);
 	remember_slot(slotID);
 	*pInfo = info;
@@ -642,10 +649,7 @@ static CK_RV get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	info.ulFreePublicMemory = (CK_ULONG)p11_get_uint(r.body, 13);
 	info.ulTotalPrivateMemory = (CK_ULONG)p11_get_uint(r.body, 14);
 	info.ulFreePrivateMemory = (CK_ULONG)p11_get_uint(r.body, 15);
-	info.hardwareVersion.major = (CK_BYTE)p11_get_uint(r.body, 16);
-	info.hardwareVersion.minor = (CK_BYTE)p11_get_uint(r.body, 17);
-	info.firmwareVersion.major = (CK_BYTE)p11_get_uint(r.body, 18);
-	info.firmwareVersion.minor = (CK_BYTE)p11_get_uint(r.body, 19);
+	get_versions(r.body, 16, &info.hardwareVersion, &info.firmwareVersion);
 	p11_reply_free(&r);
 	remember_slot(slotID);
 	*pInfo = info;
