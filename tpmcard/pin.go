@@ -278,6 +278,33 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 	})
 }
 
+// CheckPUK proves the PUK to the TPM and changes nothing: a PolicySecret
+// on the PUK index in a policy session that then authorizes nothing. The
+// TPM counts a wrong PUK as it counts a wrong PIN (a *PINError with the
+// tries left, ErrPUKLocked at the limit); a right one clears the PUK's
+// count, as a PIN login clears the PIN's. It is the SO login of PKCS#11.
+func (m *Manager) CheckPUK(serial string, puk secret.Secret) error {
+	auth, err := m.deriveUnlocked(serial, "puk", puk)
+	if err != nil {
+		return err
+	}
+	defer wipe(auth)
+	r, err := m.lockCard(serial)
+	if err != nil {
+		return err
+	}
+	defer m.unlock()
+	if r.NoPUK {
+		return ErrNoPUK
+	}
+	s, closer, err := m.policySession()
+	if err != nil {
+		return busy(err)
+	}
+	defer closer()
+	return m.pukError(r, m.secretStep(s.Handle(), tpm2.TPMHandle(r.PUKIndex), r.PUKName, auth))
+}
+
 // Unblock sets a new PIN and resets the PIN counter with the PUK. The card
 // then carries "PIN must change", as after an administrator's reset.
 func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {

@@ -352,6 +352,30 @@ func TestWrongPINEndsEveryLogin(t *testing.T) {
 		if len(cards) != 1 || cards[0].PUKTriesLeft != 1 {
 			t.Fatalf("after one wrong PUK: %+v", cards)
 		}
+
+		// Guessing by SO login: the TPM checks each PUK at C_Login, and a
+		// wrong one ends the other's SO login too, so that its InitPIN
+		// cannot reset the count between guesses.
+		if err := so.Login(sos, wire.UserSO, testPUK.Clone()); err != nil {
+			t.Fatalf("SO login with the right PUK: %v", err)
+		}
+		if cards, _ := admin.ListCards(); cards[0].PUKTriesLeft != cards[0].PUKTriesMax {
+			t.Fatalf("the right PUK did not clear the count: %+v", cards[0])
+		}
+		soGuesser := e.dialAs(Peer{UID: owner, GID: owner}) // a third process, read-write
+		gso := mustOpen(t, soGuesser, serial, true)
+		for i := 1; i <= cards[0].PUKTriesMax; i++ {
+			err := soGuesser.Login(gso, wire.UserSO, secret.FromString(fmt.Sprintf("WRONGPUK%04d", i)))
+			if i < cards[0].PUKTriesMax {
+				wantStatus(t, fmt.Sprintf("SO login guess %d", i), err, wire.PUKIncorrect)
+			} else {
+				wantStatus(t, "last SO login guess", err, wire.PUKLocked)
+			}
+			if st, _ := so.SessionInfo(sos); st.State != cksRWPublic {
+				t.Fatalf("the SO's session state %d after guess %d, want public", st.State, i)
+			}
+		}
+		wantStatus(t, "the right PUK on the locked PUK", so.Login(sos, wire.UserSO, testPUK.Clone()), wire.PUKLocked)
 	})
 }
 

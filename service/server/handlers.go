@@ -418,10 +418,13 @@ func (c *conn) login(m *wire.Login) (any, error) {
 				return nil, wire.NewError(wire.SessionReadOnly, "an SO login needs every session on the card to be read-write")
 			}
 		}
-		if err := c.s.logins.loginSO(c, s.serial, m.PIN); err != nil {
+		// The TPM checks the PUK now and counts a wrong one (PKCS#11
+		// §5.6: C_Login returns CKR_PIN_INCORRECT, CKR_PIN_LOCKED).
+		err := c.s.logins.loginSO(c, s.serial, m.PIN)
+		c.auditCredential(s.serial, "SO login", err)
+		if err != nil {
 			return nil, err
 		}
-		c.log.Info().Str("card", s.serial).Msg("SO login (PUK kept for this connection, checked at first use)")
 	case wire.UserContextSpecific:
 		return nil, wire.NewError(wire.OperationNotInitialized, "no key of this card needs a context-specific login")
 	default:

@@ -83,10 +83,11 @@ func (l *logins) loginUser(c *conn, serial string, pin secret.Secret) error {
 	return nil
 }
 
-// loginSO records the PUK for c's SO login. The PUK is not checked here:
-// no TPM command verifies a PUK without spending it in a policy, and a
-// check that costs a try would make every SO login risk the card. A wrong
-// PUK shows (and is counted by the TPM) at the first InitPIN or SetPIN.
+// loginSO logs c in as SO: the TPM checks the PUK (Manager.CheckPUK) and
+// counts a wrong one, which, as any wrong PUK, ends every SO login of the
+// card. The state is checked first (not logged in as SO already, nor as
+// the user), so that a refused login costs no try. The PUK is kept for
+// InitPIN and SetPIN.
 func (l *logins) loginSO(c *conn, serial string, puk secret.Secret) error {
 	cl := l.card(serial)
 	cl.mu.Lock()
@@ -96,6 +97,12 @@ func (l *logins) loginSO(c *conn, serial string, puk secret.Secret) error {
 	}
 	if _, ok := cl.users[c]; ok {
 		return wire.NewError(wire.AnotherUserLoggedIn, "logged in as user: log out first")
+	}
+	err := l.m.CheckPUK(serial, puk)
+	l.failedLocked(cl, serial, err)
+	l.syncLocked(cl, serial)
+	if err != nil {
+		return err
 	}
 	cl.so[c] = puk.Clone()
 	return nil

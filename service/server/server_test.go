@@ -241,31 +241,32 @@ func TestPINLifecycle(t *testing.T) {
 		t.Errorf("locked card: %+v", f)
 	}
 
-	// SO login keeps the PUK; a wrong one shows at InitPIN, counted.
+	// The TPM checks the PUK at the SO login and counts a wrong one.
 	newPIN := secret.FromString("brand new PIN")
-	if err := c.Login(s, wire.UserSO, secret.FromString("WRONGPUK0000")); err != nil {
-		t.Fatalf("SO login: %v", err)
+	err = c.Login(s, wire.UserSO, secret.FromString("WRONGPUK0000"))
+	wantStatus(t, "SO login with a wrong PUK", err, wire.PUKIncorrect)
+	if wire.TriesLeftOf(err) != 1 {
+		t.Errorf("PUK tries left %d, want 1", wire.TriesLeftOf(err))
+	}
+	if f := flags(); !f.Flags.Has(wire.FlagSOPINFinalTry) || f.PUKTriesLeft != 1 {
+		t.Errorf("PUK final try not flagged: %+v", f)
+	}
+	if st, _ := c.SessionInfo(s); st.State != cksRWPublic {
+		t.Errorf("session state %d after a wrong PUK, want CKS_RW_PUBLIC_SESSION", st.State)
+	}
+	wantStatus(t, "logout after a wrong PUK", c.Logout(s), wire.NotLoggedIn)
+	wantStatus(t, "InitPIN without an SO login", c.InitPIN(s, newPIN.Clone()), wire.NotLoggedIn)
+	if err := c.Login(s, wire.UserSO, testPUK.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	// The right PUK clears its count, as a right PIN clears the PIN's.
+	if f := flags(); f.Flags.Has(wire.FlagSOPINFinalTry) || f.PUKTriesLeft != f.PUKTriesMax {
+		t.Errorf("after the right PUK: %+v", f)
 	}
 	if st, _ := c.SessionInfo(s); st.State != cksRWSO {
 		t.Errorf("session state %d, want CKS_RW_SO_FUNCTIONS", st.State)
 	}
 	wantStatus(t, "user login during SO login", c.Login(s, wire.UserNormal, testPIN.Clone()), wire.AnotherUserLoggedIn)
-	err = c.InitPIN(s, newPIN.Clone())
-	wantStatus(t, "InitPIN with a wrong PUK", err, wire.PUKIncorrect)
-	if wire.TriesLeftOf(err) != 1 {
-		t.Errorf("PUK tries left %d, want 1", wire.TriesLeftOf(err))
-	}
-	if f := flags(); !f.Flags.Has(wire.FlagSOPINFinalTry) {
-		t.Errorf("PUK final try not flagged: %#x", f.Flags)
-	}
-	// A wrong PUK ends the SO login, as a wrong PIN ends user logins.
-	if st, _ := c.SessionInfo(s); st.State != cksRWPublic {
-		t.Errorf("session state %d after a wrong PUK, want CKS_RW_PUBLIC_SESSION", st.State)
-	}
-	wantStatus(t, "logout after a wrong PUK", c.Logout(s), wire.NotLoggedIn)
-	if err := c.Login(s, wire.UserSO, testPUK.Clone()); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.InitPIN(s, newPIN.Clone()); err != nil {
 		t.Fatalf("InitPIN: %v", err)
 	}
