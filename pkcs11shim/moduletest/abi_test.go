@@ -172,6 +172,15 @@ func TestPKCS11Tool(t *testing.T) {
 		t.Errorf("pkcs11-tool -L does not show the lock:\n%s", out)
 	}
 	const unblockedPIN = "55667788"
+	// A wrong PUK fails at C_Login, counted by the TPM; the right one
+	// then unblocks.
+	out = runFail(t, tool, "--module", lib, "--login", "--login-type", "so", "--so-pin", "WRONGPUK0000", "--init-pin", "--new-pin", unblockedPIN)
+	if !strings.Contains(out, "C_Login") || !strings.Contains(out, "CKR_PIN_INCORRECT") {
+		t.Errorf("SO login with a wrong PUK: want C_Login to fail with CKR_PIN_INCORRECT:\n%s", out)
+	}
+	if out = p11("-L"); !strings.Contains(out, "SO PIN final try") && !strings.Contains(out, "SO PIN count low") {
+		t.Errorf("pkcs11-tool -L does not show the wrong PUK:\n%s", out)
+	}
 	p11("--login", "--login-type", "so", "--so-pin", testPUK, "--init-pin", "--new-pin", unblockedPIN)
 
 	// A PIN the administrator set must be changed before the card signs.
