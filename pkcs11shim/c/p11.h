@@ -57,6 +57,7 @@ enum {
 	W_SIGN_UPDATE = 0x27,
 	W_SIGN_FINAL = 0x28,
 	W_SEED_RANDOM = 0x29,
+	W_GET_OBJECT_SIZE = 0x2a,
 
 	W_ACK = 0x80,
 	W_MECHANISM_LIST = 0x83,
@@ -72,6 +73,7 @@ enum {
 	W_ATTRIBUTE_VALUE = 0xa3,
 	W_GENERATED_KEY_PAIR = 0xa4,
 	W_SIGNED = 0xa6,
+	W_OBJECT_SIZE = 0xaa,
 };
 
 /* Service statuses the module looks at (service/wire/status.go). */

@@ -216,6 +216,29 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, 
 	return rv;
 }
 
+static CK_RV get_object_size(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ULONG_PTR pulSize)
+{
+	CK_RV rv = p11_ready();
+	if (rv != CKR_OK)
+		return rv;
+	if (pulSize == NULL)
+		return CKR_ARGUMENTS_BAD;
+	uint64_t o = obj;
+	p11_reply r;
+	rv = p11_session_call(h, W_GET_OBJECT_SIZE, &o, W_OBJECT_SIZE, &r);
+	if (rv == CKR_OK)
+		*pulSize = (CK_ULONG)p11_get_uint(r.body, 1); /* 2^64-1: CK_UNAVAILABLE_INFORMATION on any CK_ULONG */
+	p11_reply_free(&r);
+	return rv;
+}
+
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize)
+{
+	CK_RV rv = get_object_size(hSession, hObject, pulSize);
+	P11_LOG("C_GetObjectSize(session=%lu, object=%lu) = %s", hSession, hObject, p11_rv_name(rv));
+	return rv;
+}
+
 static CK_RV create_object(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR phObject)
 {
 	struct p11_session s;

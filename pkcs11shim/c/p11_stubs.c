@@ -39,14 +39,6 @@ CK_RV C_CopyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIB
 	return p11_not_supported("C_CopyObject");
 }
 
-CK_RV C_GetObjectSize(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ULONG_PTR size)
-{
-	(void)session;
-	(void)object;
-	(void)size;
-	return p11_not_supported("C_GetObjectSize");
-}
-
 CK_RV C_SetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_PTR templ, CK_ULONG count)
 {
 	(void)session;

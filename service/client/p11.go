@@ -39,3 +39,11 @@ func (c *Client) GenerateKeyPairTemplates(session uint32, mechanism uint64, para
 	err = c.call(&wire.GenerateKeyPairTemplates{Session: session, Mechanism: mechanism, Param: param, Public: public, Private: private}, &r)
 	return r.Public, r.Private, err
 }
+
+// GetObjectSize is C_GetObjectSize: after its checks the service answers
+// CK_UNAVAILABLE_INFORMATION (2^64-1).
+func (c *Client) GetObjectSize(session uint32, object uint64) (uint64, error) {
+	var r wire.ObjectSize
+	err := c.call(&wire.GetObjectSize{Session: session, Object: object}, &r)
+	return r.Size, err
+}

@@ -68,6 +68,8 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.findObjectsFinal(m)
 	case *wire.GetAttributeValue:
 		return c.getAttributeValue(m)
+	case *wire.GetObjectSize:
+		return c.getObjectSize(m)
 	case *wire.Sign:
 		return c.sign(m)
 	case *wire.SignLength:

@@ -252,6 +252,23 @@ func (c *conn) attributesOf(s *session, h uint64) (func(uint64) ([]byte, wire.St
 // 1 applied to any attribute, else CKR_ATTRIBUTE_TYPE_INVALID if case 2
 // did, else CKR_BUFFER_TOO_SMALL if case 5 did (the spec allows any of
 // those that apply; the service always picks the same one), else CKR_OK.
+// getObjectSize is C_GetObjectSize (§5.7): after the checks of
+// GetAttributeValue (the session, an object this session sees), the size,
+// which on this card is CK_UNAVAILABLE_INFORMATION.
+func (c *conn) getObjectSize(m *wire.GetObjectSize) (any, error) {
+	if err := c.needUser(wire.TypeGetObjectSize); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.attributesOf(s, m.Object); err != nil {
+		return nil, err
+	}
+	return &wire.ObjectSize{Size: p11.CKUnavailableInformation}, nil
+}
+
 func (c *conn) getAttributeValue(m *wire.GetAttributeValue) (any, error) {
 	if err := c.needUser(wire.TypeGetAttributeValue); err != nil {
 		return nil, err

@@ -89,3 +89,35 @@ func TestFindObjectsSearch(t *testing.T) {
 		t.Fatalf("short buffer alone: %#x, %v", av.RV, err)
 	}
 }
+
+// TestGetObjectSize: C_GetObjectSize checks the session and the object as
+// C_GetAttributeValue does, then answers CK_UNAVAILABLE_INFORMATION.
+func TestGetObjectSize(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	admin := e.dial()
+	serial := e.provisionFor(admin, &wire.CardOwner{UID: 1000})
+	id := e.generate(admin, serial, wire.AlgECDSAP256)
+	s := mustOpen(t, admin, serial, true)
+	pub, err := admin.FindObjects(s, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(p11.CKOPublicKey)}, wire.Attribute{Type: p11.CKAID, Value: id})
+	if err != nil || len(pub) != 1 {
+		t.Fatalf("finding the public key: %v %v", pub, err)
+	}
+	if n, err := admin.GetObjectSize(s, pub[0]); err != nil || n != p11.CKUnavailableInformation {
+		t.Fatalf("GetObjectSize = %#x, %v; want CK_UNAVAILABLE_INFORMATION", n, err)
+	}
+	_, err = admin.GetObjectSize(s, pub[0]+1000)
+	wantRV(t, "GetObjectSize of no object", err, p11.CKRObjectHandleInvalid)
+	_, err = admin.GetObjectSize(s+100, pub[0])
+	wantRV(t, "GetObjectSize in no session", err, p11.CKRSessionHandleInvalid)
+	// A private key has a size while the session sees it, after a login.
+	mustLogin(t, admin, s)
+	priv := privateKey(t, admin, s, id)
+	if n, err := admin.GetObjectSize(s, priv); err != nil || n != p11.CKUnavailableInformation {
+		t.Fatalf("GetObjectSize of the private key = %#x, %v", n, err)
+	}
+	if err := admin.Logout(s); err != nil {
+		t.Fatal(err)
+	}
+	_, err = admin.GetObjectSize(s, priv)
+	wantRV(t, "GetObjectSize of the private key after logout", err, p11.CKRObjectHandleInvalid)
+}

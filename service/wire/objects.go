@@ -13,10 +13,12 @@ const (
 	TypeFindObjectsFinal         Type = 0x22 // C_FindObjectsFinal
 	TypeGetAttributeValue        Type = 0x23 // C_GetAttributeValue
 	TypeGenerateKeyPairTemplates Type = 0x24 // C_GenerateKeyPair
+	TypeGetObjectSize            Type = 0x2a // C_GetObjectSize
 
 	TypeFoundObjects     Type = 0xa1 // answers FindObjectsNext
 	TypeAttributeValue   Type = 0xa3 // answers GetAttributeValue
 	TypeGeneratedKeyPair Type = 0xa4 // answers GenerateKeyPairTemplates
+	TypeObjectSize       Type = 0xaa // answers GetObjectSize
 )
 
 // objectCatalog joins catalog (messages.go) at package initialization.
@@ -29,6 +31,8 @@ var objectCatalog = map[Type]entry{
 	TypeFoundObjects:             {"FoundObjects", mk[FoundObjects](), 0},
 	TypeAttributeValue:           {"AttributeValue", mk[AttributeValue](), 0},
 	TypeGeneratedKeyPair:         {"GeneratedKeyPair", mk[GeneratedKeyPair](), 0},
+	TypeGetObjectSize:            {"GetObjectSize", mk[GetObjectSize](), TypeObjectSize},
+	TypeObjectSize:               {"ObjectSize", mk[ObjectSize](), 0},
 }
 
 func init() { join(objectCatalog) }
@@ -137,4 +141,19 @@ type GenerateKeyPairTemplates struct {
 type GeneratedKeyPair struct {
 	Public  uint64 `cbor:"1,keyasint,omitempty"`
 	Private uint64 `cbor:"2,keyasint,omitempty"`
+}
+
+// GetObjectSize asks the size of an object (C_GetObjectSize, §5.7). The
+// service checks the session and the object as for GetAttributeValue; an
+// object's size on this card has no meaning, so the answer is always
+// CK_UNAVAILABLE_INFORMATION.
+type GetObjectSize struct {
+	Session uint32 `cbor:"1,keyasint,omitempty"`
+	Object  uint64 `cbor:"2,keyasint,omitempty"`
+}
+
+// ObjectSize is the size of an object in bytes: 2^64-1 for
+// CK_UNAVAILABLE_INFORMATION, which a 32-bit CK_ULONG truncates to all ones.
+type ObjectSize struct {
+	Size uint64 `cbor:"1,keyasint,omitempty"`
 }

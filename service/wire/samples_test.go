@@ -68,6 +68,8 @@ func samples() map[Type]any {
 		TypeSignUpdate:       &SignUpdate{Session: 7, Part: []byte{0, 1, 2, 0xff}, AfterInit: true},
 		TypeSignFinal:        &SignFinal{Session: 7, Len: 255, Length: true, AfterInit: true},
 		TypeSeedRandom:       &SeedRandom{Session: 7, Seed: []byte{4, 4, 4}},
+		TypeGetObjectSize:    &GetObjectSize{Session: 7, Object: 1 << 40},
+		TypeObjectSize:       &ObjectSize{Size: 1<<64 - 1},
 		TypeSigned:           &Signed{RV: 0x150 /* CKR_BUFFER_TOO_SMALL */, Len: 256, Signature: []byte{0xa5, 0x5a}},
 		TypeFoundObjects:     &FoundObjects{Handles: []uint64{1, 1 << 63}},
 		TypeGeneratedKeyPair: &GeneratedKeyPair{Public: 8, Private: 9},

@@ -221,6 +221,21 @@ int main(int argc, char **argv) {
 	CHECK("C_Login", f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)), CKR_OK);
 	CHECK("C_FindObjectsInit(NULL template)", f->C_FindObjectsInit(h, NULL, 1), CKR_ARGUMENTS_BAD);
 	CHECK("C_GetAttributeValue(NULL template)", f->C_GetAttributeValue(h, 1, NULL, 1), CKR_ARGUMENTS_BAD);
+	{
+		CK_OBJECT_CLASS pubcls = CKO_PUBLIC_KEY;
+		CK_ATTRIBUTE pt[] = {{CKA_CLASS, &pubcls, sizeof pubcls}};
+		CK_OBJECT_HANDLE pub = 0;
+		CK_ULONG found = 0, size = 0;
+		CHECK("C_FindObjectsInit(public keys)", f->C_FindObjectsInit(h, pt, 1), CKR_OK);
+		CHECK("C_FindObjects(public keys)", f->C_FindObjects(h, &pub, 1, &found), CKR_OK);
+		CHECK("C_FindObjectsFinal(public keys)", f->C_FindObjectsFinal(h), CKR_OK);
+		TRUE_("a public key found", found == 1);
+		CHECK("C_GetObjectSize(NULL)", f->C_GetObjectSize(h, pub, NULL), CKR_ARGUMENTS_BAD);
+		CHECK("C_GetObjectSize", f->C_GetObjectSize(h, pub, &size), CKR_OK);
+		TRUE_("C_GetObjectSize says CK_UNAVAILABLE_INFORMATION", size == CK_UNAVAILABLE_INFORMATION);
+		CHECK("C_GetObjectSize(no object)", f->C_GetObjectSize(h, pub + 100000, &size), CKR_OBJECT_HANDLE_INVALID);
+		CHECK("C_GetObjectSize(bad session)", f->C_GetObjectSize(h + 1000, pub, &size), CKR_SESSION_HANDLE_INVALID);
+	}
 	CK_MECHANISM mech = {CKM_ECDSA_SHA256, NULL, 0};
 	CHECK("C_SignInit(NULL mechanism)", f->C_SignInit(h, NULL, 1), CKR_ARGUMENTS_BAD);
 	CHECK("C_Sign without C_SignInit", f->C_Sign(h, (CK_BYTE_PTR)"x", 1, NULL, &count), CKR_OPERATION_NOT_INITIALIZED);
