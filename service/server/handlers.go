@@ -259,11 +259,12 @@ func (c *conn) openSession(m *wire.OpenSession) (any, error) {
 		if serial, err = c.presentSlot(m.Slot); err != nil {
 			return nil, err
 		}
-		if _, so := c.s.logins.state(c, serial); so && !rw {
-			return nil, wire.NewError(wire.SessionReadOnly, "the SO is logged in: only read-write sessions open")
-		}
 	} else if _, err := c.visibleCard(wire.TypeOpenSession, serial); err != nil {
 		return nil, err
+	}
+	// §5.6: there is no read-only SO state, whichever form opens it.
+	if _, so := c.s.logins.state(c, serial); so && !rw {
+		return nil, wire.NewError(wire.SessionReadOnly, "the SO is logged in: only read-write sessions open")
 	}
 	if len(c.sessions) >= maxSessionsPerConn {
 		return nil, wire.Errorf(wire.TooManySessions, "at most %d sessions per connection", maxSessionsPerConn)

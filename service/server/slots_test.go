@@ -207,3 +207,55 @@ func TestSlotsAfterOwnerChange(t *testing.T) {
 		t.Errorf("admin's SlotList(true) = %v", admins)
 	}
 }
+
+// TestSessionStates: C_GetSessionInfo follows the state table of PKCS#11
+// v2.40 §5.6 (Table 8): a user login moves every session of the
+// application on the card to RO/RW user functions, a logout back to
+// public; an SO login exists only with read-write sessions.
+func TestSessionStates(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	c := e.dial()
+	serial := e.provisionFor(c, &wire.CardOwner{UID: 1000})
+	ro, rw := mustOpen(t, c, serial, false), mustOpen(t, c, serial, true)
+	state := func(s uint32) uint32 {
+		t.Helper()
+		st, err := c.SessionInfo(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.State
+	}
+	for _, tc := range []struct {
+		what   string
+		do     func() error
+		ro, rw uint32
+	}{
+		{"opened", func() error { return nil }, p11.CKSROPublic, p11.CKSRWPublic},
+		{"user login in the RO session", func() error { return c.Login(ro, wire.UserNormal, testPIN.Clone()) }, p11.CKSROUser, p11.CKSRWUser},
+		{"logout in the RW session", func() error { return c.Logout(rw) }, p11.CKSROPublic, p11.CKSRWPublic},
+	} {
+		if err := tc.do(); err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		if gotRO, gotRW := state(ro), state(rw); gotRO != tc.ro || gotRW != tc.rw {
+			t.Errorf("%s: states RO %d, RW %d; want %d, %d", tc.what, gotRO, gotRW, tc.ro, tc.rw)
+		}
+	}
+	err := c.Login(rw, wire.UserSO, testPUK.Clone())
+	wantRV(t, "SO login with a read-only session open", err, p11.CKRSessionReadOnlyExists)
+	if err := c.CloseSession(ro); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(rw, wire.UserSO, testPUK.Clone()); err != nil {
+		t.Fatalf("SO login: %v", err)
+	}
+	if got := state(rw); got != p11.CKSRWSO {
+		t.Errorf("SO session state %d, want CKS_RW_SO_FUNCTIONS", got)
+	}
+	_, err = c.OpenSession(serial, false)
+	wantRV(t, "read-only session while the SO is logged in", err, p11.CKRSessionReadWriteSOExists)
+	rw2 := mustOpen(t, c, serial, true)
+	if got := state(rw2); got != p11.CKSRWSO {
+		t.Errorf("a new RW session during the SO login: state %d, want CKS_RW_SO_FUNCTIONS", got)
+	}
+}
