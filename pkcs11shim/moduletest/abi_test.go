@@ -319,7 +319,14 @@ func TestPKCS11ToolKeygen(t *testing.T) {
 		{"rsa-2048", "rsa:2048", "2048", []string{"SHA256-RSA-PKCS", "SHA256-RSA-PKCS-PSS"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := p11(t, "--keypairgen", "--key-type", tc.keyType, "--id", tc.id, "--label", tc.name)
+			// pkcs11-tool's default usage asks for decryption (RSA) or
+			// derivation (EC) too, which the card's keys cannot do: the
+			// template is refused, not quietly changed.
+			out := runFail(t, tool, "--module", lib, "--login", "--pin", testPIN, "--keypairgen", "--key-type", tc.keyType, "--id", tc.id, "--label", tc.name)
+			if !strings.Contains(out, "CKR_TEMPLATE_INCONSISTENT") {
+				t.Fatalf("keypairgen with the default usage: want CKR_TEMPLATE_INCONSISTENT:\n%s", out)
+			}
+			out = p11(t, "--keypairgen", "--usage-sign", "--key-type", tc.keyType, "--id", tc.id, "--label", tc.name)
 			if !strings.Contains(out, "Key pair generated") {
 				t.Fatalf("keypairgen:\n%s", out)
 			}

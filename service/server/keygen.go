@@ -51,19 +51,13 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 	if len(param) != 0 {
 		return fail(wire.MechanismParamInvalid, "key pair generation takes no mechanism parameter")
 	}
-	both := append(append([]wire.Attribute(nil), priv...), pub...)
-	for _, a := range both {
-		switch a.Type {
-		case p11.CKAToken, p11.CKASensitive:
-			if v, ok := wire.ParseBool(a.Value); ok && !v {
-				return fail(wire.TemplateInconsistent, "every key is a token key, and sensitive")
-			}
-		case p11.CKAExtractable:
-			if v, ok := wire.ParseBool(a.Value); ok && v {
-				return fail(wire.TemplateInconsistent, "no key ever leaves the TPM")
-			}
-		}
+	if err := checkTemplate(priv, true, mech); err != nil {
+		return "", "", nil, err
 	}
+	if err := checkTemplate(pub, false, mech); err != nil {
+		return "", "", nil, err
+	}
+	both := append(append([]wire.Attribute(nil), priv...), pub...)
 	if v, ok := attrValue(both, p11.CKALabel); ok {
 		label = string(v)
 	}
@@ -112,6 +106,73 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 		}
 	}
 	return alg, label, id, nil
+}
+
+// Templates are honoured or refused, never quietly changed (§5.14): a
+// template may restate what a generated key of the card is, and set its
+// label and ID; a value the card cannot give is CKR_TEMPLATE_INCONSISTENT,
+// an attribute it does not know CKR_ATTRIBUTE_TYPE_INVALID, a boolean that
+// is not one byte CKR_ATTRIBUTE_VALUE_INVALID.
+
+// keyFlags are the boolean attributes of a generated private or public
+// key, as attrs.go reports them (TestKeygenFlagsAsReported holds the two
+// to each other).
+var keyFlags = map[bool]map[uint64]bool{
+	true: { // private key
+		p11.CKAToken: true, p11.CKAPrivate: true, p11.CKASensitive: true, p11.CKAExtractable: false,
+		p11.CKASign: true, p11.CKADecrypt: false, p11.CKAUnwrap: false, p11.CKASignRecover: false,
+		p11.CKADerive: false, p11.CKAModifiable: false, p11.CKACopyable: false, p11.CKADestroyable: true,
+		p11.CKAAlwaysAuthenticate: false,
+	},
+	false: { // public key
+		p11.CKAToken: true, p11.CKAPrivate: false, p11.CKAVerify: true, p11.CKAEncrypt: false,
+		p11.CKAWrap: false, p11.CKAVerifyRecover: false, p11.CKADerive: false, p11.CKAModifiable: false,
+		p11.CKACopyable: false, p11.CKADestroyable: true,
+	},
+}
+
+// checkTemplate checks one template of C_GenerateKeyPair. The generation
+// inputs (CKA_EC_PARAMS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT), CKA_KEY_TYPE,
+// CKA_LABEL and CKA_ID are read by keygenTemplates.
+func checkTemplate(t []wire.Attribute, priv bool, mech uint64) error {
+	class := uint64(ckoPublicKey)
+	if priv {
+		class = ckoPrivateKey
+	}
+	for _, a := range t {
+		if want, ok := keyFlags[priv][a.Type]; ok {
+			v, ok := wire.ParseBool(a.Value)
+			switch {
+			case !ok:
+				return wire.Errorf(wire.AttributeValueInvalid, "attribute %#x is a CK_BBOOL", a.Type)
+			case v != want:
+				return wire.Errorf(wire.TemplateInconsistent, "the card's keys have attribute %#x %v", a.Type, want)
+			}
+			continue
+		}
+		switch a.Type {
+		case p11.CKAClass:
+			if c, ok := wire.ParseULong(a.Value); !ok || c != class {
+				return wire.Errorf(wire.TemplateInconsistent, "CKA_CLASS %x in the wrong template", a.Value)
+			}
+		case p11.CKASubject:
+			if len(a.Value) != 0 {
+				return wire.NewError(wire.TemplateInconsistent, "the card records no subject for a key")
+			}
+		case p11.CKALabel, p11.CKAID, p11.CKAKeyType:
+		case p11.CKAECParams:
+			if mech != p11.CKMECKeyPairGen {
+				return wire.NewError(wire.TemplateInconsistent, "CKA_EC_PARAMS for an RSA key")
+			}
+		case p11.CKAModulusBits, p11.CKAPublicExponent:
+			if mech != p11.CKMRSAPKCSKeyPairGen {
+				return wire.NewError(wire.TemplateInconsistent, "RSA parameters for an EC key")
+			}
+		default:
+			return wire.Errorf(wire.AttributeInvalid, "attribute %#x cannot be set on a generated key", a.Type)
+		}
+	}
+	return nil
 }
 
 // attrValue finds an attribute in a template.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 // TestKeygenTemplates: C_GenerateKeyPair's checks, with the CK_RV the
@@ -42,6 +43,27 @@ func TestKeygenTemplates(t *testing.T) {
 		{name: "fail/mechanism", mech: 0x4242, rv: p11.CKRMechanismInvalid},
 		{name: "fail/mechanism-with-param", mech: 0x4242, param: []byte{1}, rv: p11.CKRMechanismInvalid},
 		{name: "fail/mechanism-64-bit", mech: 1<<40 | p11.CKMECKeyPairGen, pub: []wire.Attribute{curve(derP256)}, rv: p11.CKRMechanismInvalid},
+		// Honoured or refused, never quietly changed.
+		{name: "ok/restated", mech: ec,
+			pub: []wire.Attribute{curve(derP256), ul(p11.CKAClass, ckoPublicKey), b(p11.CKAVerify, true), b(p11.CKAEncrypt, false), b(p11.CKAPrivate, false),
+				{Type: p11.CKALabel, Value: []byte("k")}},
+			priv: []wire.Attribute{ul(p11.CKAClass, ckoPrivateKey), b(p11.CKAPrivate, true), b(p11.CKASign, true), b(p11.CKASensitive, true),
+				b(p11.CKADecrypt, false), b(p11.CKADerive, false), {Type: p11.CKASubject}},
+			alg: wire.AlgECDSAP256},
+		{name: "fail/private-key-not-private", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKAPrivate, false)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/public-key-private", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAPrivate, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/decrypt", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048)}, priv: []wire.Attribute{b(p11.CKADecrypt, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/encrypt", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048), b(p11.CKAEncrypt, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/unwrap", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048)}, priv: []wire.Attribute{b(p11.CKAUnwrap, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/derive", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKADerive, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/cannot-sign", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKASign, false)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/always-authenticate", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKAAlwaysAuthenticate, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/class-swapped", mech: ec, pub: []wire.Attribute{curve(derP256), ul(p11.CKAClass, ckoPrivateKey)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/subject", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{{Type: p11.CKASubject, Value: []byte{0x30, 0}}}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/ec-params-for-rsa", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048), curve(derP256)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/sign-on-public-key", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKASign, true)}, rv: p11.CKRAttributeTypeInvalid},
+		{name: "fail/unknown-attribute", mech: ec, pub: []wire.Attribute{curve(derP256), {Type: 0x7777, Value: []byte{1}}}, rv: p11.CKRAttributeTypeInvalid},
+		{name: "fail/bool-not-one-byte", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{{Type: p11.CKASign, Value: []byte{1, 0}}}, rv: p11.CKRAttributeValueInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			alg, _, _, err := keygenTemplates(c.mech, c.param, c.pub, c.priv)
@@ -66,5 +88,25 @@ func TestKeygenTemplates(t *testing.T) {
 		[]wire.Attribute{{Type: p11.CKAID, Value: []byte{2}}})
 	if err != nil || label != "pub" || !bytes.Equal(id, []byte{2}) {
 		t.Errorf("label %q, id %x, %v", label, id, err)
+	}
+}
+
+// TestKeygenFlagsAsReported: the boolean attributes a template may restate
+// (keyFlags) are those attrs.go reports for a key of the card, EC and RSA,
+// private and public.
+func TestKeygenFlagsAsReported(t *testing.T) {
+	ecKey, rsaKey := testKeys()
+	for _, key := range []tpmcard.KeyInfo{ecKey, rsaKey} {
+		for priv, flags := range keyFlags {
+			kind := objPublic
+			if priv {
+				kind = objPrivate
+			}
+			for typ, want := range flags {
+				if v, st := attribute(kind, key, typ); st != wire.OK || !bytes.Equal(v, wire.Bool(want)) {
+					t.Errorf("%s private=%v attribute %#x: reported %x (%v), keyFlags says %v", key.Algorithm, priv, typ, v, st, want)
+				}
+			}
+		}
 	}
 }
