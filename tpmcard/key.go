@@ -7,7 +7,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -17,7 +16,7 @@ import (
 
 // KeyInfo describes a card key.
 type KeyInfo struct {
-	ID        []byte // PKCS#11 CKA_ID; by default SHA-1 of the public key (RFC 5280 §4.2.1.2 method 1)
+	ID        []byte // PKCS#11 CKA_ID; by default SHA-1 of the EC point or RSA modulus (keyID)
 	Label     string
 	Algorithm Algorithm
 	Public    crypto.PublicKey // *ecdsa.PublicKey or *rsa.PublicKey
@@ -55,8 +54,10 @@ func (k *keyRecord) info() (KeyInfo, error) {
 	return KeyInfo{ID: k.ID, Label: k.Label, Algorithm: k.Algorithm, Public: pub, Created: k.Created}, nil
 }
 
-// keyID is SHA-1 over the subjectPublicKey bits, as a certificate's
-// subject key identifier is usually made.
+// keyID is a new key's default CKA_ID: SHA-1 of the EC point (04 || X ||
+// Y) or of the RSA modulus, big-endian without leading zeros. NSS
+// (PK11_MakeIDFromPubKey) and OpenSC compute the same from a certificate's
+// public key, and so find the key of a certificate by it.
 func keyID(pub crypto.PublicKey) ([]byte, error) {
 	var bits []byte
 	switch p := pub.(type) {
@@ -67,7 +68,7 @@ func keyID(pub crypto.PublicKey) ([]byte, error) {
 		}
 		bits = e.Bytes()
 	case *rsa.PublicKey:
-		bits = x509.MarshalPKCS1PublicKey(p)
+		bits = p.N.Bytes()
 	default:
 		return nil, fmt.Errorf("unexpected public key %T", pub)
 	}

@@ -583,7 +583,7 @@ func keyGenerate(e *env, args []string) error {
 	c.add(fs, true, true)
 	alg := fs.String("alg", "ecdsa-p256", "ecdsa-p256, ecdsa-p384, rsa-2048 or rsa-3072")
 	label := fs.String("label", "", "key label")
-	idHex := fs.String("id", "", "key ID in hex (default: SHA-1 of the public key)")
+	idHex := fs.String("id", "", "key ID in hex (default: SHA-1 of the EC point or RSA modulus, as NSS and OpenSC compute it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
