@@ -104,7 +104,7 @@ func (r *record) keyFor(pub crypto.PublicKey) (*keyRecord, error) {
 // certificate whose public key is no key of the card (ErrKeyNotFound); on
 // any error the card is unchanged. Dates, key usage and EKU are the
 // caller's to judge: a card may hold a certificate not yet valid. label
-// defaults to the subject's common name, else the key's label.
+// defaults to the key's label, else the subject's common name.
 func (m *Manager) ImportCertificate(serial string, der []byte, label string) (CertInfo, error) {
 	cert, err := ParseCertificate(der)
 	if err != nil {
@@ -128,9 +128,12 @@ func (m *Manager) ImportCertificate(serial string, der []byte, label string) (Ce
 			ErrKeyNotFound, cert.Subject.String(), serial)
 	}
 	if label == "" {
-		label = cert.Subject.CommonName
-		if len(label) > 64 || label == "" {
-			label = k.Label
+		// The key's label, so that PKCS#11 applications that pair a
+		// certificate with its key by label (as by CKA_ID) find them
+		// together; a key without one lends the subject's common name.
+		label = k.Label
+		if label == "" && len(cert.Subject.CommonName) <= 64 {
+			label = cert.Subject.CommonName
 		}
 	}
 	cr := certRecord{KeyID: bytes.Clone(k.ID), Label: label, DER: der, Added: time.Now().UTC().Truncate(time.Second)}

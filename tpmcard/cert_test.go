@@ -75,7 +75,7 @@ func TestCertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(ci.KeyID, k.ID) || ci.Label != "alice" {
+		if !bytes.Equal(ci.KeyID, k.ID) || ci.Label != k.Label || k.Label == "" {
 			t.Fatalf("imported %x %q", ci.KeyID, ci.Label)
 		}
 		// The record on disk has it.

@@ -595,7 +595,7 @@ func certImport(e *env, args []string) error {
 	var ia importArgs
 	ia.c.add(fs, true, false)
 	fs.StringVar(&ia.chain, "chain", "", "the issuing CA's certificates (PEM), to check the certificate against")
-	fs.StringVar(&ia.label, "label", "", "certificate label (default: the subject's common name)")
+	fs.StringVar(&ia.label, "label", "", "certificate label (default: its key's label)")
 	fs.StringVar(&ia.template, "template", "smartcard-logon", "profile whose key usage and EKUs to expect: smartcard-logon, client-auth, email or none")
 	fs.BoolVar(&ia.allowExpired, "allow-expired", false, "install an expired certificate all the same")
 	pos, err := parseInterspersed(fs, args)
