@@ -18,7 +18,9 @@ var errShown = fmt.Errorf("%w: shown", errUsage)
 
 func exitCode(err error) int {
 	switch {
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp): // -h: asked for, and given
+		return 0
+	case errors.Is(err, errUsage):
 		return 2
 	case errors.Is(err, wire.StatusError{Status: wire.PINIncorrect}), errors.Is(err, wire.StatusError{Status: wire.PUKIncorrect}):
 		return 3

@@ -55,12 +55,24 @@ func init() {
 }
 
 func run(e *env, args []string) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(e.stdout)
-		if len(args) == 0 {
-			return errors.New("no command given")
+	if len(args) == 0 {
+		usage(e.stderr)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	if isHelp(args[0]) {
+		if len(args) == 1 {
+			usage(e.stdout)
+			return nil
 		}
-		return nil
+		if _, ok := commands[args[1]]; ok && args[1] != "" {
+			groupUsage(e.stdout, args[1])
+			return nil
+		}
+		if c, ok := commands[""][args[1]]; ok {
+			return c.run(e, []string{"-h"})
+		}
+		usage(e.stderr)
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[1])
 	}
 	if c, ok := commands[""][args[0]]; ok {
 		return c.run(e, args[1:])
@@ -68,19 +80,25 @@ func run(e *env, args []string) error {
 	group, ok := commands[args[0]]
 	if !ok {
 		usage(e.stderr)
-		return fmt.Errorf("unknown command %q", args[0])
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
-	if len(args) < 2 {
-		usage(e.stderr)
-		return fmt.Errorf("%s needs a subcommand", args[0])
+	switch {
+	case len(args) < 2:
+		groupUsage(e.stderr, args[0])
+		return fmt.Errorf("%w: %s needs a subcommand", errUsage, args[0])
+	case isHelp(args[1]):
+		groupUsage(e.stdout, args[0])
+		return nil
 	}
 	c, ok := group[args[1]]
 	if !ok {
-		usage(e.stderr)
-		return fmt.Errorf("unknown command %q", args[0]+" "+args[1])
+		groupUsage(e.stderr, args[0])
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0]+" "+args[1])
 	}
 	return c.run(e, args[2:])
 }
+
+func isHelp(a string) bool { return a == "help" || a == "-h" || a == "--help" }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: tpmcard <command> [flags]   (tpmcard <command> -h for its flags)")
@@ -91,16 +109,66 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(groups)
 	for _, g := range groups {
-		var names []string
-		for n := range commands[g] {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range names(g) {
 			fmt.Fprintf(w, "  %-22s %s\n", strings.TrimSpace(g+" "+n), commands[g][n].summary)
 		}
 	}
 	fmt.Fprintln(w, "\nThe service's socket is $TPMCARD_SOCKET, or /run/tpmcard/tpmcard.sock.")
+}
+
+// groupUsage lists a group's commands, each with its synopsis and an
+// example.
+func groupUsage(w io.Writer, g string) {
+	fmt.Fprintf(w, "usage: tpmcard %s <command> [flags]   (tpmcard %s <command> -h for its flags)\n", g, g)
+	for _, n := range names(g) {
+		fmt.Fprintf(w, "\n  %s %s\n      %s\n      e.g. %s\n", g, n, commands[g][n].summary, examples[g+" "+n])
+	}
+}
+
+// names are a group's commands in order.
+func names(g string) []string {
+	var out []string
+	for n := range commands[g] {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// examples show each command of a group as a person types it; every
+// command has one (TestEveryCommandHasAnExample).
+var examples = map[string]string{
+	"admin keygen":      "tpmcard admin keygen --out fleet-admin.key",
+	"admin challenge":   "tpmcard admin challenge",
+	"admin respond":     "tpmcard admin respond --key fleet-admin.key --challenge TEXT",
+	"admin unblock":     "tpmcard admin unblock --response TEXT --new-pin-stdin",
+	"attest verify":     "tpmcard attest verify --statement key.att --nonce 00112233",
+	"card create":       "sudo tpmcard card create --label \"$(hostname)\"",
+	"card list":         "tpmcard card list",
+	"card status":       "tpmcard card status",
+	"card destroy":      "sudo tpmcard card destroy --card SERIAL",
+	"card owner":        "sudo tpmcard card owner --card SERIAL alice:staff",
+	"cert request":      "tpmcard cert request --subject CN=alice --out alice.csr",
+	"cert import":       "sudo tpmcard cert import alice.pem",
+	"cert list":         "tpmcard cert list",
+	"cert export":       "tpmcard cert export --key KEY-ID",
+	"cert delete":       "sudo tpmcard cert delete --key KEY-ID",
+	"cert self-sign":    "tpmcard cert self-sign --subject CN=alice",
+	"key generate":      "sudo tpmcard key generate --alg ecdsa-p256 --label sign-in",
+	"key list":          "tpmcard key list",
+	"key delete":        "sudo tpmcard key delete --key KEY-ID",
+	"key export":        "tpmcard key export --key KEY-ID --format ssh",
+	"key attest":        "sudo tpmcard key attest --key KEY-ID --nonce 00112233 --out key.att",
+	"pin change":        "tpmcard pin change",
+	"pin unblock":       "tpmcard pin unblock",
+	"service run":       "sudo tpmcard service run --tpm sim",
+	"service install":   "sudo tpmcard service install",
+	"service uninstall": "sudo tpmcard service uninstall",
+	"service start":     "sudo tpmcard service start",
+	"service stop":      "sudo tpmcard service stop",
+	"service status":    "tpmcard service status",
+	"service unit":      "tpmcard service unit",
+	"tpm info":          "sudo tpmcard tpm info",
 }
 
 // flags returns a FlagSet whose errors go to stderr.

@@ -260,7 +260,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		!strings.Contains(errs, missing) || strings.Contains(errs, "service") {
 		t.Fatalf("missing input file: %d %q", code, errs)
 	}
-	if _, errs, code = cli(t, nil, "", "frobnicate"); code != 1 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+	if _, errs, code = cli(t, nil, "", "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
 		t.Fatalf("unknown command: %d %q", code, errs)
 	}
 	if _, errs, code = cli(t, nil, "", "card", "list", "--bogus"); code != 2 || !strings.Contains(errs, "flag provided but not defined") {

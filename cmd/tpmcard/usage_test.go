@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The CLI's usage contract (README, "Exit status"): a usage mistake exits
+// 2 with the usage on stderr; asking for help exits 0 with it on stdout;
+// a group without its subcommand lists that group's commands, each with
+// its synopsis and an example.
+func TestUsageExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		code      int
+		out, errs string // must contain; "" when that stream must be empty
+	}{
+		{nil, 2, "", "usage: tpmcard <command>"},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"card"}, 2, "", "usage: tpmcard card <command>"},
+		{[]string{"card", "frobnicate"}, 2, "", `unknown command "card frobnicate"`},
+		{[]string{"-h"}, 0, "usage: tpmcard <command>", ""},
+		{[]string{"--help"}, 0, "usage: tpmcard <command>", ""},
+		{[]string{"help"}, 0, "usage: tpmcard <command>", ""},
+		{[]string{"card", "-h"}, 0, "e.g. sudo tpmcard card create", ""},
+		{[]string{"help", "card"}, 0, "e.g. sudo tpmcard card create", ""},
+		{[]string{"help", "frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"card", "list", "-h"}, 0, "", "Usage of tpmcard card list"},
+		{[]string{"help", "sign"}, 0, "", "Usage of tpmcard sign"},
+		{[]string{"card", "list", "--bogus"}, 2, "", "flag provided but not defined"},
+	} {
+		out, errs, code := cli(t, nil, "", c.args...)
+		if code != c.code {
+			t.Errorf("tpmcard %q: exit %d, want %d\n%s%s", c.args, code, c.code, out, errs)
+		}
+		for _, w := range []struct{ got, want, name string }{{out, c.out, "stdout"}, {errs, c.errs, "stderr"}} {
+			if (w.want == "" && w.got != "") || !strings.Contains(w.got, w.want) {
+				t.Errorf("tpmcard %q: %s %q, want it to contain %q", c.args, w.name, w.got, w.want)
+			}
+		}
+	}
+}
+
+// Every command of a group has an example, and each flag an example uses
+// is one of that command's flags.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	flagRE := regexp.MustCompile(`--([a-z-]+)`)
+	for g, cmds := range commands {
+		if g == "" {
+			continue
+		}
+		for n := range cmds {
+			ex, ok := examples[g+" "+n]
+			if !ok || !strings.Contains(ex, "tpmcard "+g+" "+n) {
+				t.Errorf("%s %s: example %q", g, n, ex)
+				continue
+			}
+			var errb bytes.Buffer
+			_ = run(&env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &errb}, []string{g, n, "-h"})
+			for _, m := range flagRE.FindAllStringSubmatch(ex, -1) {
+				if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(m[1]) + `\b`).MatchString(errb.String()) {
+					t.Errorf("%s %s: the example's --%s is not one of its flags:\n%s", g, n, m[1], errb.String())
+				}
+			}
+		}
+	}
+	for k := range examples {
+		g, n, _ := strings.Cut(k, " ")
+		if _, ok := commands[g][n]; !ok {
+			t.Errorf("an example for %q, which is no command", k)
+		}
+	}
+}
