@@ -251,12 +251,14 @@ type cardView struct {
 	MinPINLength  int        `json:"min_pin_length"`
 	MaxPINLength  int        `json:"max_pin_length"`
 	Simulated     bool       `json:"simulated"`
-	HasPUK        bool       `json:"puk"`
-	HasAdminKey   bool       `json:"admin_key"`
+	HasPUK        bool       `json:"has_puk"`
+	HasAdminKey   bool       `json:"has_admin_key"`
 	Owner         *ownerView `json:"owner"` // null: administrators only
-	// Damage is why the card cannot be used: "lost", "altered",
-	// "outdated", "destroy incomplete", "unknown"; "" for a usable card.
-	Damage string    `json:"damage,omitempty"`
+	// State is "ready", or why the card cannot be used: "lost",
+	// "altered", "outdated", "destroy incomplete", "unknown".
+	State string `json:"state"`
+	// Damage is State for a card that cannot be used, "" for a ready one.
+	Damage string    `json:"-"`
 	Keys   []keyView `json:"keys,omitempty"`
 }
 
@@ -268,7 +270,7 @@ func viewOf(t wire.TokenInfo) cardView {
 		PINMustChange: t.Flags&wire.FlagUserPINToBeChanged != 0,
 		MinPINLength:  t.MinPINLen, MaxPINLength: t.MaxPINLen, Simulated: t.Simulated,
 		HasPUK: t.HasPUK, HasAdminKey: t.HasAdminKey, Owner: ownerViewOf(t.Owner),
-		Damage: damageOf(t.State),
+		State: t.State.String(), Damage: damageOf(t.State),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tpmcard/tpmcard/service/client"
 	"github.com/tpmcard/tpmcard/service/server"
+	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
 	"github.com/tpmcard/tpmcard/tpmcard/backend"
 	"golang.org/x/term"
@@ -393,7 +394,7 @@ func serviceStatus(e *env, args []string) error {
 		return err
 	}
 	if c.json {
-		return printJSON(e.stdout, st)
+		return printJSON(e.stdout, statusViewOf(st, c.socket))
 	}
 	fmt.Fprintf(e.stdout, "service   running (version %s) at %s\nTPM       %s, manufacturer %q, firmware %s\n",
 		st.Version, c.socket, st.Backend, st.Manufacturer, st.Firmware)
@@ -421,4 +422,33 @@ func serviceUnit(e *env, args []string) error {
 	}
 	_, err = io.WriteString(e.stdout, systemdUnit(cfg, exe))
 	return err
+}
+
+// statusView is service status --json.
+type statusView struct {
+	State             string     `json:"state"` // "running", or "tpm_unreachable" while the TPM is away
+	Version           string     `json:"version"`
+	Socket            string     `json:"socket"`
+	Backend           string     `json:"backend"`
+	Simulated         bool       `json:"simulated"`
+	HardwareProtected bool       `json:"hardware_protected"`
+	Manufacturer      string     `json:"manufacturer"`
+	Firmware          string     `json:"firmware"`
+	Cards             int        `json:"cards"`
+	TPMDownSince      *time.Time `json:"tpm_down_since,omitempty"`
+	TPMError          string     `json:"tpm_error,omitempty"`
+	TPMReconnects     uint64     `json:"tpm_reconnects"`
+}
+
+func statusViewOf(st *wire.ServiceStatus, socket string) statusView {
+	v := statusView{
+		State: "running", Version: st.Version, Socket: socket, Backend: st.Backend, Simulated: st.Simulated,
+		HardwareProtected: st.HardwareProtected, Manufacturer: st.Manufacturer, Firmware: st.Firmware,
+		Cards: st.Cards, TPMError: st.TPMError, TPMReconnects: st.TPMReconnects,
+	}
+	if st.TPMDownSince != 0 {
+		t := time.Unix(st.TPMDownSince, 0).UTC()
+		v.State, v.TPMDownSince = "tpm_unreachable", &t
+	}
+	return v
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,6 +72,60 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 		g, n, _ := strings.Cut(k, " ")
 		if _, ok := commands[g][n]; !ok {
 			t.Errorf("an example for %q, which is no command", k)
+		}
+	}
+}
+
+// Every --json output names its keys in snake_case, and a card says its
+// state; "has_puk" is a card's, "puk" only the PUK card create shows once.
+func TestJSONKeysSnakeCase(t *testing.T) {
+	env := startService(t)
+	out, errs, code := cli(t, env, "", "card", "create", "--json")
+	if code != 0 || !strings.Contains(out, `"puk": "`) {
+		t.Fatalf("card create --json: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := cli(t, env, "", "key", "generate", "--json"); code != 0 {
+		t.Fatalf("key generate: %s", errs)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	var keys func(v any) []string
+	keys = func(v any) (out []string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				out = append(append(out, k), keys(x)...)
+			}
+		case []any:
+			for _, x := range v {
+				out = append(out, keys(x)...)
+			}
+		}
+		return out
+	}
+	for _, args := range [][]string{
+		{"card", "list"}, {"card", "status"}, {"key", "list"}, {"cert", "list"}, {"service", "status"},
+	} {
+		out, errs, code := cli(t, env, "", append(args, "--json")...)
+		if code != 0 {
+			t.Fatalf("%v --json: %d %s", args, code, errs)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v --json: %v\n%s", args, err, out)
+		}
+		got := keys(v)
+		for _, k := range got {
+			if !snake.MatchString(k) {
+				t.Errorf("%v --json: key %q is not snake_case", args, k)
+			}
+		}
+		if args[0] == "card" || args[0] == "service" {
+			if !slices.Contains(got, "state") {
+				t.Errorf("%v --json has no state:\n%s", args, out)
+			}
+			if slices.Contains(got, "puk") {
+				t.Errorf("%v --json has a \"puk\" key:\n%s", args, out)
+			}
 		}
 	}
 }
