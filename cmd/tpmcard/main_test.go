@@ -321,9 +321,20 @@ func TestSystemdUnit(t *testing.T) {
 				t.Errorf("%s unit has %q", tc.tpm, n)
 			}
 		}
-		if !strings.Contains(out, "ExecStart="+cliBin+" service run") {
-			t.Errorf("unit does not start this binary:\n%s", out)
+		// The service runs with the flags the unit was made with.
+		want := "ExecStart=" + cliBin + " service run --config=/dev/null --tpm=" + tc.tpm + "\n"
+		if !strings.Contains(out, want) {
+			t.Errorf("unit does not start this binary with its flags (%q):\n%s", want, out)
 		}
+	}
+	// Flags keep their meaning: paths become absolute, and words systemd
+	// would split or expand are quoted.
+	out, errs, code := cli(t, nil, "", "service", "unit", "--config", "/dev/null", "--tpm", "device:/dev/tpm0",
+		"--state-dir", "rel dir", "--card-group", "50%")
+	wd, _ := os.Getwd()
+	if code != 0 || !strings.Contains(out, "--tpm=device:/dev/tpm0") || !strings.Contains(out, "DeviceAllow=/dev/tpm0 rw") ||
+		!strings.Contains(out, `"--state-dir=`+filepath.Join(wd, "rel dir")+`"`) || !strings.Contains(out, "--card-group=50%%") {
+		t.Errorf("service unit with a device, a relative path and a %%: %d %s\n%s", code, errs, out)
 	}
 }
 

@@ -55,6 +55,10 @@ type Config struct {
 	// IdleTimeout closes connections without a session after that long
 	// ("2m"; "never"; empty: the default).
 	IdleTimeout string `json:"idle_timeout"`
+
+	// flags are the flags given on the command line, paths made
+	// absolute: what an installed service runs with, besides its config.
+	flags []string
 }
 
 func defaultConfig() Config {
@@ -120,6 +124,16 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 		case "idle-timeout":
 			cfg.IdleTimeout = f.IdleTimeout
 		}
+		if fl.Name == "config" {
+			return
+		}
+		v := fl.Value.String()
+		if fl.Name == "state-dir" || fl.Name == "socket" || fl.Name == "owner-auth-file" {
+			if abs, err := filepath.Abs(v); err == nil {
+				v = abs
+			}
+		}
+		cfg.flags = append(cfg.flags, "--"+fl.Name+"="+v)
 	})
 	if _, err := cfg.idleTimeout(); err != nil {
 		return cfg, "", err
@@ -314,15 +328,27 @@ func (p *program) Stop(service.Service) error {
 	return err
 }
 
-func newService(p *program, configFile string) (service.Service, error) {
-	args := []string{"service", "run"}
+// runArgs are the arguments of the installed service's `service run`: the
+// config file unless it is the default one, and the flags given to install
+// (or unit), so that the service runs as they say.
+func runArgs(cfg Config, configFile string) ([]string, error) {
+	var args []string
 	if configFile != DefaultConfigFile {
 		abs, err := filepath.Abs(configFile)
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "--config", abs)
+		args = append(args, "--config="+abs)
 	}
+	return append(args, cfg.flags...), nil
+}
+
+func newService(p *program, configFile string) (service.Service, error) {
+	flags, err := runArgs(p.cfg, configFile)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"service", "run"}, flags...)
 	sc := &service.Config{
 		Name:        "tpmcard",
 		DisplayName: "tpmcard virtual smart card",
@@ -331,7 +357,7 @@ func newService(p *program, configFile string) (service.Service, error) {
 		Option:      service.KeyValue{},
 	}
 	if service.ChosenSystem() != nil && strings.HasPrefix(service.ChosenSystem().String(), "linux-systemd") {
-		sc.Option["SystemdScript"] = systemdUnit(p.cfg, "")
+		sc.Option["SystemdScript"] = systemdUnit(p.cfg, "", nil)
 	}
 	return service.New(p, sc)
 }
@@ -412,7 +438,7 @@ func serviceStatus(e *env, args []string) error {
 }
 
 func serviceUnit(e *env, args []string) error {
-	cfg, _, err := loadConfig(e, "service unit", args)
+	cfg, file, err := loadConfig(e, "service unit", args)
 	if err != nil {
 		return err
 	}
@@ -420,7 +446,11 @@ func serviceUnit(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(e.stdout, systemdUnit(cfg, exe))
+	run, err := runArgs(cfg, file)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(e.stdout, systemdUnit(cfg, exe, run))
 	return err
 }
 

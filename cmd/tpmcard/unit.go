@@ -11,10 +11,13 @@ import (
 // systemdUnit is the hardened unit the service installs under: the TPM
 // device and the state and runtime directories are all it may touch. exe
 // empty means the kardianos template variable for the installed binary.
-func systemdUnit(cfg Config, exe string) string {
+func systemdUnit(cfg Config, exe string, args []string) string {
 	execStart := "{{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}"
 	if exe != "" {
-		execStart = exe + " service run"
+		execStart = unitQuote(exe) + " service run"
+		for _, a := range args {
+			execStart += " " + unitQuote(a)
+		}
 	}
 	spec, _ := backend.Parse(cfg.TPM)
 	var b strings.Builder
@@ -67,4 +70,16 @@ func systemdUnit(cfg Config, exe string) string {
 	w("[Install]")
 	w("WantedBy=multi-user.target")
 	return b.String()
+}
+
+// unitQuote quotes a word of ExecStart (systemd.service(5), "Command
+// lines"): as it is when it needs no quoting, else in double quotes with
+// backslash escapes; % is doubled, since systemd expands specifiers.
+func unitQuote(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	if s != "" && !strings.ContainsAny(s, " \t\n\"'\\;$") {
+		return s
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`, "$", "$$")
+	return `"` + r.Replace(s) + `"`
 }
