@@ -16,8 +16,8 @@ APT_PACKAGES := gcc libc6-dev pkg-config libssl-dev swtpm swtpm-tools openssl \
 	openssh-client openssh-server gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
 	clang valgrind
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
-# missing swtpm fails instead of skipping.
-TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,)
+# missing swtpm, or a missing tool of the module tests, fails instead of skipping.
+TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,) TPMCARD_REQUIRE_TOOLS=$(if $(CI),1,)
 # libFuzzer iterations per C target (pkcs11shim/c/test/fuzz_*.c) in make test.
 CFUZZ_RUNS  ?= 300000
 

@@ -92,7 +92,7 @@ func TestOpenSSHLogin(t *testing.T) {
 	keygen := need(t, "ssh-keygen", "openssh-client")
 	sshd := "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
-		t.Skipf("%s is not installed (Debian package openssh-server)", sshd)
+		absent(t, "%s is not installed (Debian package openssh-server)", sshd)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("a throwaway sshd needs root here (privilege separation)")
@@ -180,7 +180,7 @@ func TestTLSClientAuth(t *testing.T) {
 		}
 	}
 	if engine == "" {
-		t.Skip("the OpenSSL pkcs11 engine is not installed (Debian package libengine-pkcs11-openssl)")
+		absent(t, "the OpenSSL pkcs11 engine is not installed (Debian package libengine-pkcs11-openssl)")
 	}
 	lib := module(t)
 	s := startService(t)
