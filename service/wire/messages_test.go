@@ -77,6 +77,18 @@ var typeGolden = []struct {
 	{TypeGeneratedKeyPair, 0xa4, "GeneratedKeyPair", 0},
 	{TypeSigned, 0xa6, "Signed", 0},
 	{TypeObjectSize, 0xaa, "ObjectSize", 0},
+	{TypeDigestInit, 0x30, "DigestInit", TypeAck},
+	{TypeDigestData, 0x31, "DigestData", TypeDigested},
+	{TypeDigestUpdate, 0x32, "DigestUpdate", TypeAck},
+	{TypeDigestKey, 0x33, "DigestKey", TypeAck},
+	{TypeDigestFinal, 0x34, "DigestFinal", TypeDigested},
+	{TypeVerifyInit, 0x35, "VerifyInit", TypeAck},
+	{TypeVerifyData, 0x36, "VerifyData", TypeAck},
+	{TypeVerifyUpdate, 0x37, "VerifyUpdate", TypeAck},
+	{TypeVerifyFinal, 0x38, "VerifyFinal", TypeAck},
+	{TypeSetAttributeValue, 0x39, "SetAttributeValue", TypeAck},
+	{TypeCopyObject, 0x3a, "CopyObject", TypeObjectCreated},
+	{TypeDigested, 0xb1, "Digested", 0},
 	{TypeProvisioned, 0xc0, "Provisioned", 0},
 	{TypeServiceStatus, 0xc2, "ServiceStatus", 0},
 	{TypeAttestation, 0xc3, "Attestation", 0},
@@ -88,7 +100,9 @@ var typeGolden = []struct {
 
 // sharedReplies are the requests answered with another request's reply.
 var sharedReplies = map[Type]bool{
-	TypeSignFinal: true, // Signed, SignData's
+	TypeSignFinal:   true, // Signed, SignData's
+	TypeDigestFinal: true, // Digested, DigestData's
+	TypeCopyObject:  true, // ObjectCreated, CreateObject's
 }
 
 func TestTypeNumbersPinned(t *testing.T) {
