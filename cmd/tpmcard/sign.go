@@ -1,0 +1,85 @@
+package main
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tpmcard/tpmcard/service/wire"
+)
+
+func init() {
+	register("", "sign", "sign data from a file or standard input with a card key", sign)
+}
+
+func sign(e *env, args []string) error {
+	fs := flags(e, "sign")
+	var c common
+	c.add(fs, true, false)
+	name := fs.String("key", "", "key ID (hex) or label (may be left out when the card has one key)")
+	in := fs.String("in", "-", "file to sign, - for standard input")
+	out := fs.String("out", "-", "where to write the signature (ECDSA: ASN.1 DER; RSA: raw), - for standard output")
+	hashName := fs.String("hash", "sha256", "sha256, sha384 or sha512")
+	pss := fs.Bool("pss", false, "RSA keys: sign with PSS instead of PKCS#1 v1.5")
+	pinStdin := fs.Bool("pin-stdin", false, "read the PIN from the first line of standard input (the data then follows, or comes from --in)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	h, ok := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}[*hashName]
+	if !ok {
+		return fmt.Errorf("%w: --hash %q: want sha256, sha384 or sha512", errUsage, *hashName)
+	}
+	sec := newSecrets(e)
+	pin, err := sec.get("PIN", *pinStdin, false)
+	if err != nil {
+		return err
+	}
+	defer pin.Wipe()
+	var data []byte
+	if *in == "-" {
+		r := io.Reader(e.stdin)
+		if sec.in != nil {
+			r = sec.in // what follows the PIN line
+		}
+		data, err = io.ReadAll(r)
+	} else {
+		data, err = os.ReadFile(*in)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the data to sign: %w", err)
+	}
+	cl, t, k, err := c.openKey(*name)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	sess, err := cl.OpenSession(t.Serial, false)
+	if err != nil {
+		return err
+	}
+	if err := cl.Login(sess, wire.UserNormal, pin); err != nil {
+		return err
+	}
+	s, err := cl.Signer(t.Serial, mustHex(k.ID))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	hh := h.New()
+	hh.Write(data)
+	var opts crypto.SignerOpts = h
+	if *pss {
+		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}
+	}
+	sig, err := s.Sign(nil, hh.Sum(nil), opts)
+	if err != nil {
+		return err
+	}
+	if *out == "-" {
+		_, err = e.stdout.Write(sig)
+		return err
+	}
+	return os.WriteFile(*out, sig, 0o644)
+}
