@@ -47,6 +47,11 @@ type record struct {
 	KDF        kdfParams    `json:"kdf"` // how PINs and PUKs become authValues (kdf.go)
 	Keys       []keyRecord  `json:"keys"`
 	Certs      []certRecord `json:"certs,omitempty"`
+	// Data objects, the key that seals the private ones (dataobj.go), and
+	// objects whose label or ID was changed (objattrs.go).
+	Data      []dataRecord     `json:"data,omitempty"`
+	DataKey   *sealedKey       `json:"data_key,omitempty"`
+	Overrides []objectOverride `json:"object_attrs,omitempty"`
 
 	// infos are the keys' KeyInfo, parsed once when the record enters the
 	// cache (parsing a TPMT_PUBLIC costs more than a socket request).
