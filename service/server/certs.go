@@ -44,8 +44,9 @@ func (c *conn) findCerts(serial string, template []wire.Attribute, hs []uint64) 
 	if err != nil {
 		return nil, err
 	}
+	rs := c.renames(serial) // setattr.go
 	for _, ci := range certs {
-		if certMatches(ci, template) {
+		if certMatchesRenamed(rs, ci, template) {
 			hs = append(hs, c.objects.handle(objRef{serial: serial, id: string(ci.KeyID), kind: objCert}))
 		}
 	}
@@ -147,9 +148,13 @@ func (c *conn) createObject(m *wire.CreateObject) (any, error) {
 			if v, ok := wire.ParseBool(a.Value); !ok || !v {
 				return nil, wire.NewError(wire.TemplateInconsistent, "certificates are token objects (CKA_TOKEN true)")
 			}
-		case p11.CKAPrivate, p11.CKATrusted, p11.CKAModifiable:
+		case p11.CKAPrivate, p11.CKATrusted:
 			if v, ok := wire.ParseBool(a.Value); !ok || v {
 				return nil, wire.Errorf(wire.TemplateInconsistent, "attribute %#x must be false on a card certificate", a.Type)
+			}
+		case p11.CKAModifiable: // its label and ID (setattr.go)
+			if v, ok := wire.ParseBool(a.Value); !ok || !v {
+				return nil, wire.NewError(wire.TemplateInconsistent, "CKA_MODIFIABLE must be true on a card certificate")
 			}
 		case p11.CKACertificateCategory, p11.CKAStartDate, p11.CKAEndDate, p11.CKACheckValue:
 			// Derived from the certificate; accepted and ignored.

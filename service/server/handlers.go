@@ -84,14 +84,36 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.signFinal(m)
 	case *wire.SeedRandom:
 		return c.seedRandom(m)
+	case *wire.DigestInit:
+		return c.digestInit(m) // digest.go
+	case *wire.DigestData:
+		return c.digestData(m)
+	case *wire.DigestUpdate:
+		return c.digestUpdate(m)
+	case *wire.DigestKey:
+		return c.digestKey(m)
+	case *wire.DigestFinal:
+		return c.digestFinal(m)
+	case *wire.VerifyInit:
+		return c.verifyInit(m) // verify.go
+	case *wire.VerifyData:
+		return c.verifyData(m)
+	case *wire.VerifyUpdate:
+		return c.verifyUpdate(m)
+	case *wire.VerifyFinal:
+		return c.verifyFinal(m)
+	case *wire.SetAttributeValue:
+		return c.setAttributeValue(m) // setattr.go
+	case *wire.CopyObject:
+		return c.copyObject(m)
 	case *wire.GenerateKeyPair:
 		return c.generateKeyPair(ctx, m)
 	case *wire.GenerateKeyPairTemplates:
 		return c.generateKeyPairTemplates(ctx, m) // keygen.go
 	case *wire.CreateObject:
-		return c.createObject(m) // certs.go
+		return c.createAny(m) // dataobj.go, certs.go
 	case *wire.DestroyObject:
-		return c.destroyObject(m)
+		return c.destroyAny(m) // dataobj.go, then destroyObject
 	case *wire.GenerateRandom:
 		return c.generateRandom(m)
 	case *wire.Provision:

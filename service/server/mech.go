@@ -48,12 +48,22 @@ func mechanismList(hw bool) []wire.MechanismInfo {
 		{Mechanism: p11.CKMECKeyPairGen, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | p11.CKFGenerateKeyPair},
 		{Mechanism: p11.CKMRSAPKCSKeyPairGen, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | p11.CKFGenerateKeyPair},
 	}
+	// The card's keys sign in the TPM and verify in software (verify.go);
+	// the SHA-1 mechanisms only verify.
 	for _, m := range []uint32{p11.CKMECDSA, p11.CKMECDSASHA256, p11.CKMECDSASHA384, p11.CKMECDSASHA512} {
-		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | p11.CKFSign})
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf | p11.CKFSign | ckfVerify})
 	}
+	out = append(out, wire.MechanismInfo{Mechanism: ckmECDSASHA1, MinKeyBits: 256, MaxKeyBits: 384, Flags: ecf&^p11.CKFHW | ckfVerify})
 	for _, m := range []uint32{p11.CKMRSAPKCS, p11.CKMSHA256RSAPKCS, p11.CKMSHA384RSAPKCS, p11.CKMSHA512RSAPKCS,
 		p11.CKMRSAPKCSPSS, p11.CKMSHA256RSAPKCSPSS, p11.CKMSHA384RSAPKCSPSS, p11.CKMSHA512RSAPKCSPSS} {
-		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | p11.CKFSign})
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: hwf | p11.CKFSign | ckfVerify})
+	}
+	for _, m := range []uint32{ckmSHA1RSAPKCS, ckmSHA1RSAPKCSPSS} {
+		out = append(out, wire.MechanismInfo{Mechanism: m, MinKeyBits: 2048, MaxKeyBits: 3072, Flags: ckfVerify})
+	}
+	// Digests, in software (digest.go): no key, so no key sizes.
+	for _, m := range []uint32{p11.CKMSHA1, p11.CKMSHA256, p11.CKMSHA384, p11.CKMSHA512} {
+		out = append(out, wire.MechanismInfo{Mechanism: m, Flags: ckfDigest})
 	}
 	return out
 }

@@ -33,6 +33,7 @@ type objects struct {
 	byRef    map[objRef]uint64
 	next     uint64
 	finds    map[*session]*findOp // searches in progress
+	p11      p11State             // digests, verifications, session data objects (p11state.go)
 }
 
 func (o *objects) init() {
@@ -88,6 +89,9 @@ func (c *conn) object(s *session, h uint64) (objRef, tpmcard.KeyInfo, error) {
 		_, err := c.certOf(r)
 		return r, tpmcard.KeyInfo{}, err
 	}
+	if isData(r.kind) { // dataobj.go
+		return r, tpmcard.KeyInfo{}, c.dataVisible(s, r)
+	}
 	k, err := c.s.m.Key(s.serial, []byte(r.id))
 	if errors.Is(err, tpmcard.ErrKeyNotFound) {
 		c.objects.drop(r.serial, r.id) // deleted by another connection
@@ -123,18 +127,22 @@ func (c *conn) matching(s *session, template []wire.Attribute) ([]uint64, error)
 		return nil, err
 	}
 	user, _ := c.s.logins.state(c, s.serial)
+	rs := c.renames(s.serial) // setattr.go
 	var hs []uint64
 	for _, k := range keys {
 		for _, kind := range []objKind{objPrivate, objPublic} {
 			if kind == objPrivate && !user {
 				continue
 			}
-			if matches(kind, k, template) {
+			if matches(kind, renamedKey(rs, kind, k), template) {
 				hs = append(hs, c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: kind}))
 			}
 		}
 	}
-	return c.findCerts(s.serial, template, hs)
+	if hs, err = c.findCerts(s.serial, template, hs); err != nil {
+		return nil, err
+	}
+	return c.findData(s, template, hs) // dataobj.go
 }
 
 // A search (C_FindObjectsInit … C_FindObjectsFinal, PKCS#11 v2.40 §5.8)
@@ -239,8 +247,13 @@ func (c *conn) attributesOf(s *session, h uint64) (func(uint64) ([]byte, wire.St
 		if err != nil {
 			return nil, err
 		}
-		return func(t uint64) ([]byte, wire.Status) { return certAttribute(ci, t) }, nil
+		rs := c.renames(s.serial) // setattr.go
+		return func(t uint64) ([]byte, wire.Status) { return certAttributeOf(rs, ci, t) }, nil
 	}
+	if isData(r.kind) { // dataobj.go
+		return c.dataAttributes(s, r)
+	}
+	k = renamedKey(c.renames(s.serial), r.kind, k) // setattr.go
 	return func(t uint64) ([]byte, wire.Status) { return attribute(r.kind, k, t) }, nil
 }
 
