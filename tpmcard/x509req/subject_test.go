@@ -1,4 +1,4 @@
-package main
+package x509req
 
 import (
 	"crypto/x509/pkix"
@@ -21,24 +21,24 @@ func TestParseSubject(t *testing.T) {
 		{"CN=", ""},
 		{"C=DEU", ""},
 	} {
-		rdn, err := parseSubject(tc.in)
+		rdn, err := ParseSubject(tc.in)
 		if tc.want == "" {
 			if err == nil && tc.in != "" {
-				t.Errorf("parseSubject(%q) accepted", tc.in)
+				t.Errorf("ParseSubject(%q) accepted", tc.in)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("parseSubject(%q): %v", tc.in, err)
+			t.Errorf("ParseSubject(%q): %v", tc.in, err)
 			continue
 		}
 		var n pkix.Name
 		n.FillFromRDNSequence(&rdn)
 		if got := n.String(); got != tc.want && rdn.String() != tc.want {
-			t.Errorf("parseSubject(%q) = %q, want %q", tc.in, rdn.String(), tc.want)
+			t.Errorf("ParseSubject(%q) = %q, want %q", tc.in, rdn.String(), tc.want)
 		}
 		if _, err := asn1.Marshal(rdn); err != nil {
-			t.Errorf("parseSubject(%q) does not encode: %v", tc.in, err)
+			t.Errorf("ParseSubject(%q) does not encode: %v", tc.in, err)
 		}
 	}
 }
@@ -48,8 +48,8 @@ func TestParseOID(t *testing.T) {
 		"1.3.6.1.4.1.311.20.2.2": true, "2.999.1": true,
 		"1.3.x": false, "": false, "1": false, "3.1": false, "1.40": false, "1..2": false, "1.-2": false, "1.02": false,
 	} {
-		if _, err := parseOID(in); (err == nil) != ok {
-			t.Errorf("parseOID(%q): %v", in, err)
+		if _, err := ParseOID(in); (err == nil) != ok {
+			t.Errorf("ParseOID(%q): %v", in, err)
 		}
 	}
 }
