@@ -283,15 +283,15 @@ CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out)
 	return CKR_OK;
 }
 
-int p11_session_take_pending(CK_SESSION_HANDLE h, tc_ticket *t)
+int p11_session_take_pending(CK_SESSION_HANDLE h, int op, tc_ticket *t)
 {
 	int had = 0;
 	tc_mutex_lock(&mu);
 	for (size_t i = 0; i < nsessions; i++) {
 		if (sessions[i].h == h) {
-			had = sessions[i].pending;
-			*t = sessions[i].init;
-			sessions[i].pending = 0;
+			had = sessions[i].pending[op];
+			*t = sessions[i].init[op];
+			sessions[i].pending[op] = 0;
 			break;
 		}
 	}
@@ -299,20 +299,29 @@ int p11_session_take_pending(CK_SESSION_HANDLE h, tc_ticket *t)
 	return had;
 }
 
-int p11_session_set_pending(CK_SESSION_HANDLE h, const tc_ticket *t)
+int p11_session_set_pending(CK_SESSION_HANDLE h, int op, const tc_ticket *t)
 {
 	int found = 0;
 	tc_mutex_lock(&mu);
 	for (size_t i = 0; i < nsessions; i++) {
 		if (sessions[i].h == h) {
-			sessions[i].pending = 1;
-			sessions[i].init = *t;
+			sessions[i].pending[op] = 1;
+			sessions[i].init[op] = *t;
 			found = 1;
 			break;
 		}
 	}
 	tc_mutex_unlock(&mu);
 	return found;
+}
+
+/* forget_pending drops the unread init replies of a session taken out of
+ * the table. */
+static void forget_pending(struct p11_session *s)
+{
+	for (int op = 0; op < P11_OPS; op++)
+		if (s->pending[op])
+			tc_conn_forget(conn, &s->init[op]);
 }
 
 /* remove_session takes h out of the table; *s is what it held. */
@@ -1000,8 +1009,7 @@ static CK_RV close_session(CK_SESSION_HANDLE h)
 	struct p11_session s;
 	if (!remove_session(h, &s))
 		return CKR_SESSION_HANDLE_INVALID;
-	if (s.pending)
-		tc_conn_forget(conn, &s.init);
+	forget_pending(&s);
 	uint64_t gen;
 	if (!tc_conn_connected(conn, &gen) || gen != s.gen)
 		return CKR_OK; /* the service closed it with its connection */
@@ -1034,8 +1042,7 @@ static CK_RV close_all_sessions(CK_SLOT_ID slotID)
 	for (size_t i = 0; i < nsessions;) {
 		if (sessions[i].slot == slotID) {
 			live |= up && sessions[i].gen == gen;
-			if (sessions[i].pending)
-				tc_conn_forget(conn, &sessions[i].init);
+			forget_pending(&sessions[i]);
 			sessions[i] = sessions[--nsessions];
 		} else {
 			i++;

@@ -58,6 +58,17 @@ enum {
 	W_SIGN_FINAL = 0x28,
 	W_SEED_RANDOM = 0x29,
 	W_GET_OBJECT_SIZE = 0x2a,
+	W_DIGEST_INIT = 0x30,
+	W_DIGEST_DATA = 0x31,
+	W_DIGEST_UPDATE = 0x32,
+	W_DIGEST_KEY = 0x33,
+	W_DIGEST_FINAL = 0x34,
+	W_VERIFY_INIT = 0x35,
+	W_VERIFY_DATA = 0x36,
+	W_VERIFY_UPDATE = 0x37,
+	W_VERIFY_FINAL = 0x38,
+	W_SET_ATTRIBUTE_VALUE = 0x39,
+	W_COPY_OBJECT = 0x3a,
 
 	W_ACK = 0x80,
 	W_MECHANISM_LIST = 0x83,
@@ -74,6 +85,7 @@ enum {
 	W_GENERATED_KEY_PAIR = 0xa4,
 	W_SIGNED = 0xa6,
 	W_OBJECT_SIZE = 0xaa,
+	W_DIGESTED = 0xb1,
 };
 
 /* Service statuses the module looks at (service/wire/status.go). */

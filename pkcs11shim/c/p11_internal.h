@@ -12,15 +12,20 @@
 			p11_log(__VA_ARGS__); \
 	} while (0)
 
+/* The operations whose init request is pipelined: C_SignInit,
+ * C_DigestInit, C_VerifyInit. */
+enum { P11_OP_SIGN, P11_OP_DIGEST, P11_OP_VERIFY, P11_OPS };
+
 /* A session: the service's session number on the connection of
- * generation gen, and a C_SignInit whose reply is not read yet. */
+ * generation gen, and for each operation an init request whose reply is
+ * not read yet. */
 struct p11_session {
 	CK_SESSION_HANDLE h;
 	CK_SLOT_ID slot;
 	uint32_t wire;
 	uint64_t gen;
-	int pending;
-	tc_ticket init;
+	int pending[P11_OPS];
+	tc_ticket init[P11_OPS];
 };
 
 /* A request being encoded, in a buffer of its own (wiped when freed). */
@@ -61,8 +66,8 @@ int p11_get_bytes(tc_val m, uint64_t key, const uint8_t **p, size_t *n); /* abse
  * CKR_SESSION_HANDLE_INVALID, or CKR_DEVICE_REMOVED when its connection
  * is gone. */
 CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out);
-int p11_session_take_pending(CK_SESSION_HANDLE h, tc_ticket *t);
-int p11_session_set_pending(CK_SESSION_HANDLE h, const tc_ticket *t);
+int p11_session_take_pending(CK_SESSION_HANDLE h, int op, tc_ticket *t);
+int p11_session_set_pending(CK_SESSION_HANDLE h, int op, const tc_ticket *t);
 int p11_session_req(p11_req *req, const struct p11_session *s, size_t n, size_t extra);
 CK_RV p11_session_call(CK_SESSION_HANDLE h, uint8_t type, const uint64_t *arg, uint8_t want, p11_reply *r);
 CK_RV p11_simple_call(CK_SESSION_HANDLE h, uint8_t type);

@@ -1,6 +1,6 @@
 /*
- * p11_objects.c: objects (§5.7), signing (§5.11), key generation (§5.14)
- * and random numbers (§5.15).
+ * p11_objects.c: objects (§5.7), digesting (§5.10), signing (§5.11),
+ * verifying (§5.13), key generation (§5.14) and random numbers (§5.15).
  */
 #define _GNU_SOURCE
 
@@ -289,13 +289,77 @@ CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 	return rv;
 }
 
-/* ------------------------------------------------------------------ */
-/* Signing. C_SignInit does not wait for its reply: the next call of the
- * operation collects it, so that C_SignInit + C_Sign cost one round trip.
- * A C_SignInit that failed returns CKR_OK and its CK_RV comes from that
- * next call (docs/wire.md). */
+/* object_template sends a request {1 session, 2 object, 3 template}:
+ * C_SetAttributeValue (answered by Ack) and C_CopyObject (ObjectCreated,
+ * whose handle goes to *out). */
+static CK_RV object_template(CK_SESSION_HANDLE h, uint8_t type, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+                             uint8_t want, CK_OBJECT_HANDLE_PTR out)
+{
+	struct p11_session s;
+	CK_RV rv = p11_session_get(h, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (want == W_OBJECT_CREATED && out == NULL)
+		return CKR_ARGUMENTS_BAD;
+	size_t size;
+	if ((rv = template_size(t, n, &size)) != CKR_OK)
+		return rv;
+	p11_req req;
+	if (!p11_session_req(&req, &s, 3, 16 + size))
+		return CKR_HOST_MEMORY;
+	tc_enc_uint(&req.e, 2);
+	tc_enc_uint(&req.e, obj);
+	tc_enc_uint(&req.e, 3);
+	enc_template(&req.e, t, n);
+	p11_reply r;
+	rv = p11_call(s.gen, type, &req, want, &r, CKR_DEVICE_REMOVED);
+	p11_enc_free(&req);
+	if (rv == CKR_OK && out != NULL)
+		*out = (CK_OBJECT_HANDLE)p11_get_uint(r.body, 1);
+	p11_reply_free(&r);
+	return rv;
+}
 
-/* collect_init reads the reply to a pending SignInit. */
+CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate,
+                          CK_ULONG ulCount)
+{
+	CK_RV rv = object_template(hSession, W_SET_ATTRIBUTE_VALUE, hObject, pTemplate, ulCount, W_ACK, NULL);
+	P11_LOG("C_SetAttributeValue(session=%lu, object=%lu, attributes=%lu) = %s", hSession, hObject, ulCount,
+	        p11_rv_name(rv));
+	return rv;
+}
+
+CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                   CK_OBJECT_HANDLE_PTR phNewObject)
+{
+	CK_RV rv = object_template(hSession, W_COPY_OBJECT, hObject, pTemplate, ulCount, W_OBJECT_CREATED, phNewObject);
+	P11_LOG("C_CopyObject(session=%lu, object=%lu, attributes=%lu) = %s object=%lu", hSession, hObject, ulCount,
+	        p11_rv_name(rv), rv == CKR_OK ? *phNewObject : 0UL);
+	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Signing (§5.11), digesting (§5.10) and verifying (§5.13). C_SignInit,
+ * C_DigestInit and C_VerifyInit do not wait for their reply: the next call
+ * of the operation collects it, so that an init and its C_Sign, C_Digest
+ * or C_Verify cost one round trip. An init that failed returns CKR_OK and
+ * its CK_RV comes from that next call (docs/wire.md). Digests and
+ * signatures share their requests' shapes and their replies' (Signed,
+ * Digested: {1 rv, 2 length, 3 bytes}). */
+
+/* An operation's request types and the reply of its output. */
+struct p11_op {
+	int op; /* P11_OP_* */
+	uint8_t init, data, update, final, out;
+};
+
+static const struct p11_op sign_op = {P11_OP_SIGN, W_SIGN_INIT, W_SIGN_DATA, W_SIGN_UPDATE, W_SIGN_FINAL, W_SIGNED};
+static const struct p11_op digest_op = {P11_OP_DIGEST, W_DIGEST_INIT, W_DIGEST_DATA, W_DIGEST_UPDATE, W_DIGEST_FINAL,
+                                        W_DIGESTED};
+static const struct p11_op verify_op = {P11_OP_VERIFY, W_VERIFY_INIT, W_VERIFY_DATA, W_VERIFY_UPDATE, W_VERIFY_FINAL,
+                                        W_ACK};
+
+/* collect_init reads the reply to a pending init request. */
 static CK_RV collect_init(const tc_ticket *t)
 {
 	p11_reply r;
@@ -308,7 +372,10 @@ static CK_RV collect_init(const tc_ticket *t)
 	return rv;
 }
 
-static CK_RV sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
+/* op_init sends an init request {1 session, 2 mechanism, 3 parameter,
+ * 4 key (with_key)} and leaves its reply pending. */
+static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, int with_key,
+                     CK_OBJECT_HANDLE key)
 {
 	struct p11_session s;
 	CK_RV rv = p11_session_get(h, &s);
@@ -319,11 +386,11 @@ static CK_RV sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE
 	if (m->ulParameterLen > 4096)
 		return CKR_MECHANISM_PARAM_INVALID;
 	tc_ticket t;
-	if (p11_session_take_pending(h, &t))
-		collect_init(&t); /* an earlier C_SignInit never followed: the service judges this one */
+	if (p11_session_take_pending(h, o->op, &t))
+		collect_init(&t); /* an earlier init never followed: the service judges this one */
 	int has_param = m->pParameter != NULL && m->ulParameterLen > 0;
 	p11_req req;
-	if (!p11_session_req(&req, &s, 3 + (size_t)has_param, 32 + m->ulParameterLen))
+	if (!p11_session_req(&req, &s, 2 + (size_t)has_param + (size_t)with_key, 32 + m->ulParameterLen))
 		return CKR_HOST_MEMORY;
 	tc_enc_uint(&req.e, 2);
 	tc_enc_uint(&req.e, m->mechanism);
@@ -331,19 +398,21 @@ static CK_RV sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE
 		tc_enc_uint(&req.e, 3);
 		tc_enc_bytes(&req.e, m->pParameter, m->ulParameterLen);
 	}
-	tc_enc_uint(&req.e, 4);
-	tc_enc_uint(&req.e, key);
+	if (with_key) {
+		tc_enc_uint(&req.e, 4);
+		tc_enc_uint(&req.e, key);
+	}
 	size_t n;
 	rv = CKR_OK;
 	if (tc_enc_finish(&req.e, &n) != TC_OK)
 		rv = CKR_MECHANISM_PARAM_INVALID;
-	int rc = rv == CKR_OK ? tc_conn_send(p11_conn(), s.gen, W_SIGN_INIT, req.buf, n, &t) : TC_OK;
+	int rc = rv == CKR_OK ? tc_conn_send(p11_conn(), s.gen, o->init, req.buf, n, &t) : TC_OK;
 	p11_enc_free(&req);
 	if (rv != CKR_OK)
 		return rv;
 	if (rc != TC_OK)
 		return CKR_DEVICE_REMOVED;
-	if (!p11_session_set_pending(h, &t)) {
+	if (!p11_session_set_pending(h, o->op, &t)) {
 		tc_conn_forget(p11_conn(), &t); /* closed meanwhile */
 		return CKR_SESSION_HANDLE_INVALID;
 	}
@@ -352,16 +421,32 @@ static CK_RV sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE
 
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	CK_RV rv = sign_init(hSession, pMechanism, hKey);
+	CK_RV rv = op_init(&sign_op, hSession, pMechanism, 1, hKey);
 	P11_LOG("C_SignInit(session=%lu, mechanism=%#lx, key=%lu) = %s (pipelined)", hSession,
 	        pMechanism != NULL ? pMechanism->mechanism : 0UL, hKey, p11_rv_name(rv));
 	return rv;
 }
 
-/* op_call sends one request of a sign operation (after the session and
- * the keys the caller encoded, key 5 says a SignInit reply is pending),
- * collects the pending SignInit reply first, then this one. A failed
- * SignInit's CK_RV wins. */
+CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
+{
+	CK_RV rv = op_init(&digest_op, hSession, pMechanism, 0, 0);
+	P11_LOG("C_DigestInit(session=%lu, mechanism=%#lx) = %s (pipelined)", hSession,
+	        pMechanism != NULL ? pMechanism->mechanism : 0UL, p11_rv_name(rv));
+	return rv;
+}
+
+CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	CK_RV rv = op_init(&verify_op, hSession, pMechanism, 1, hKey);
+	P11_LOG("C_VerifyInit(session=%lu, mechanism=%#lx, key=%lu) = %s (pipelined)", hSession,
+	        pMechanism != NULL ? pMechanism->mechanism : 0UL, hKey, p11_rv_name(rv));
+	return rv;
+}
+
+/* op_call sends one request of an operation (after the session and the
+ * keys the caller encoded, key 5 says an init reply is pending), collects
+ * the pending init reply first, then this one. A failed init's CK_RV
+ * wins. */
 static CK_RV op_call(const struct p11_session *s, uint8_t type, p11_req *req, int pending, const tc_ticket *init,
                      uint8_t want, p11_reply *r)
 {
@@ -391,9 +476,9 @@ static CK_RV op_call(const struct p11_session *s, uint8_t type, p11_req *req, in
 	return p11_classify(r, want, CKR_DEVICE_REMOVED);
 }
 
-/* signed_reply copies a Signed reply {1 rv, 2 length, 3 signature} by
- * the length conventions of §5.2. */
-static CK_RV signed_reply(p11_reply *r, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
+/* out_reply copies a Signed or Digested reply {1 rv, 2 length, 3 bytes}
+ * by the length conventions of §5.2. */
+static CK_RV out_reply(p11_reply *r, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
 	uint64_t rv = p11_get_uint(r->body, 1), length = p11_get_uint(r->body, 2);
 	const uint8_t *sig;
@@ -417,7 +502,7 @@ static CK_RV signed_reply(p11_reply *r, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 	return CKR_OK;
 }
 
-/* final_req encodes the buffer keys of SignData and SignFinal. */
+/* enc_out encodes the buffer keys of the data and final requests. */
 static void enc_out(p11_req *req, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
 	tc_enc_uint(&req->e, 3);
@@ -426,89 +511,9 @@ static void enc_out(p11_req *req, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 	tc_enc_bool(&req->e, out == NULL);
 }
 
-static CK_RV sign_update_parts(const struct p11_session *s, CK_BYTE_PTR part, CK_ULONG len, int *pending,
-                               const tc_ticket *init);
-
-static CK_RV sign_final_op(const struct p11_session *s, CK_BYTE_PTR out, CK_ULONG_PTR outLen, int pending,
-                           const tc_ticket *init)
-{
-	p11_req req;
-	if (!p11_session_req(&req, s, 3 + (size_t)pending, 16))
-		return CKR_HOST_MEMORY;
-	enc_out(&req, out, outLen);
-	p11_reply r;
-	CK_RV rv = op_call(s, W_SIGN_FINAL, &req, pending, init, W_SIGNED, &r);
-	p11_enc_free(&req);
-	if (rv == CKR_OK)
-		rv = signed_reply(&r, out, outLen);
-	p11_reply_free(&r);
-	return rv;
-}
-
-static CK_RV sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
-{
-	struct p11_session s;
-	CK_RV rv = p11_session_get(h, &s);
-	if (rv != CKR_OK)
-		return rv;
-	if ((data == NULL && len > 0) || outLen == NULL)
-		return CKR_ARGUMENTS_BAD;
-	tc_ticket init;
-	int pending = p11_session_take_pending(h, &init);
-	int big = len > MAX_DATA;
-	p11_req req;
-	if (!p11_session_req(&req, &s, 4 + (size_t)pending, 32 + (big ? 0 : len))) {
-		if (pending)
-			tc_conn_forget(p11_conn(), &init);
-		return CKR_HOST_MEMORY;
-	}
-	tc_enc_uint(&req.e, 2);
-	tc_enc_bytes(&req.e, data, big ? 0 : len);
-	if (big) {
-		/* Too much for one frame: ask the length (the operation
-		 * stays), then send the data in parts. */
-		tc_enc_uint(&req.e, 3);
-		tc_enc_uint(&req.e, 0);
-		tc_enc_uint(&req.e, 4);
-		tc_enc_bool(&req.e, 1);
-	} else {
-		enc_out(&req, out, outLen);
-	}
-	p11_reply r;
-	rv = op_call(&s, W_SIGN_DATA, &req, pending, &init, W_SIGNED, &r);
-	p11_enc_free(&req);
-	if (rv != CKR_OK || !big) {
-		if (rv == CKR_OK)
-			rv = signed_reply(&r, out, outLen);
-		p11_reply_free(&r);
-		return rv;
-	}
-	CK_ULONG need;
-	rv = signed_reply(&r, NULL, &need);
-	p11_reply_free(&r);
-	if (rv != CKR_OK)
-		return rv;
-	if (out == NULL || *outLen < need) {
-		*outLen = need;
-		return out == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
-	}
-	int none = 0;
-	if ((rv = sign_update_parts(&s, data, len, &none, NULL)) != CKR_OK)
-		return rv;
-	return sign_final_op(&s, out, outLen, 0, NULL);
-}
-
-CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
-             CK_ULONG_PTR pulSignatureLen)
-{
-	CK_RV rv = sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
-	P11_LOG("C_Sign(session=%lu, data=%lu bytes, signature=%p) = %s length=%lu", hSession, ulDataLen,
-	        (void *)pSignature, p11_rv_name(rv), pulSignatureLen != NULL ? *pulSignatureLen : 0UL);
-	return rv;
-}
-
-static CK_RV sign_update_parts(const struct p11_session *s, CK_BYTE_PTR part, CK_ULONG len, int *pending,
-                               const tc_ticket *init)
+/* update_parts sends part as update requests of at most MAX_DATA bytes. */
+static CK_RV update_parts(const struct p11_op *o, const struct p11_session *s, CK_BYTE_PTR part, CK_ULONG len,
+                          int *pending, const tc_ticket *init)
 {
 	CK_ULONG done = 0;
 	do {
@@ -517,12 +522,13 @@ static CK_RV sign_update_parts(const struct p11_session *s, CK_BYTE_PTR part, CK
 		if (!p11_session_req(&req, s, 2 + (size_t)*pending, 32 + k)) {
 			if (*pending)
 				tc_conn_forget(p11_conn(), init);
+			*pending = 0;
 			return CKR_HOST_MEMORY;
 		}
 		tc_enc_uint(&req.e, 2);
 		tc_enc_bytes(&req.e, part + done, k);
 		p11_reply r;
-		CK_RV rv = op_call(s, W_SIGN_UPDATE, &req, *pending, init, W_ACK, &r);
+		CK_RV rv = op_call(s, o->update, &req, *pending, init, W_ACK, &r);
 		*pending = 0;
 		p11_enc_free(&req);
 		p11_reply_free(&r);
@@ -533,7 +539,99 @@ static CK_RV sign_update_parts(const struct p11_session *s, CK_BYTE_PTR part, CK
 	return CKR_OK;
 }
 
-static CK_RV sign_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
+static CK_RV final_op(const struct p11_op *o, const struct p11_session *s, CK_BYTE_PTR out, CK_ULONG_PTR outLen,
+                      int pending, const tc_ticket *init)
+{
+	p11_req req;
+	if (!p11_session_req(&req, s, 3 + (size_t)pending, 16)) {
+		if (pending)
+			tc_conn_forget(p11_conn(), init);
+		return CKR_HOST_MEMORY;
+	}
+	enc_out(&req, out, outLen);
+	p11_reply r;
+	CK_RV rv = op_call(s, o->final, &req, pending, init, o->out, &r);
+	p11_enc_free(&req);
+	if (rv == CKR_OK)
+		rv = out_reply(&r, out, outLen);
+	p11_reply_free(&r);
+	return rv;
+}
+
+/* one_step is C_Sign and C_Digest: the data and the caller's buffer in one
+ * request; data too large for a frame goes as parts after a length query
+ * (the operation stays), then a final request. */
+static CK_RV one_step(const struct p11_op *o, CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out,
+                      CK_ULONG_PTR outLen)
+{
+	struct p11_session s;
+	CK_RV rv = p11_session_get(h, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if ((data == NULL && len > 0) || outLen == NULL)
+		return CKR_ARGUMENTS_BAD;
+	tc_ticket init;
+	int pending = p11_session_take_pending(h, o->op, &init);
+	int big = len > MAX_DATA;
+	p11_req req;
+	if (!p11_session_req(&req, &s, 4 + (size_t)pending, 32 + (big ? 0 : len))) {
+		if (pending)
+			tc_conn_forget(p11_conn(), &init);
+		return CKR_HOST_MEMORY;
+	}
+	tc_enc_uint(&req.e, 2);
+	tc_enc_bytes(&req.e, data, big ? 0 : len);
+	if (big) {
+		tc_enc_uint(&req.e, 3);
+		tc_enc_uint(&req.e, 0);
+		tc_enc_uint(&req.e, 4);
+		tc_enc_bool(&req.e, 1);
+	} else {
+		enc_out(&req, out, outLen);
+	}
+	p11_reply r;
+	rv = op_call(&s, o->data, &req, pending, &init, o->out, &r);
+	p11_enc_free(&req);
+	if (rv != CKR_OK || !big) {
+		if (rv == CKR_OK)
+			rv = out_reply(&r, out, outLen);
+		p11_reply_free(&r);
+		return rv;
+	}
+	CK_ULONG need;
+	rv = out_reply(&r, NULL, &need);
+	p11_reply_free(&r);
+	if (rv != CKR_OK)
+		return rv;
+	if (out == NULL || *outLen < need) {
+		*outLen = need;
+		return out == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
+	}
+	int none = 0;
+	if ((rv = update_parts(o, &s, data, len, &none, NULL)) != CKR_OK)
+		return rv;
+	return final_op(o, &s, out, outLen, 0, NULL);
+}
+
+CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+             CK_ULONG_PTR pulSignatureLen)
+{
+	CK_RV rv = one_step(&sign_op, hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+	P11_LOG("C_Sign(session=%lu, data=%lu bytes, signature=%p) = %s length=%lu", hSession, ulDataLen,
+	        (void *)pSignature, p11_rv_name(rv), pulSignatureLen != NULL ? *pulSignatureLen : 0UL);
+	return rv;
+}
+
+CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest,
+               CK_ULONG_PTR pulDigestLen)
+{
+	CK_RV rv = one_step(&digest_op, hSession, pData, ulDataLen, pDigest, pulDigestLen);
+	P11_LOG("C_Digest(session=%lu, data=%lu bytes, digest=%p) = %s length=%lu", hSession, ulDataLen,
+	        (void *)pDigest, p11_rv_name(rv), pulDigestLen != NULL ? *pulDigestLen : 0UL);
+	return rv;
+}
+
+static CK_RV op_update(const struct p11_op *o, CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
 {
 	struct p11_session s;
 	CK_RV rv = p11_session_get(h, &s);
@@ -542,18 +640,32 @@ static CK_RV sign_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
 	if (part == NULL && len > 0)
 		return CKR_ARGUMENTS_BAD;
 	tc_ticket init;
-	int pending = p11_session_take_pending(h, &init);
-	return sign_update_parts(&s, part, len, &pending, &init);
+	int pending = p11_session_take_pending(h, o->op, &init);
+	return update_parts(o, &s, part, len, &pending, &init);
 }
 
 CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
-	CK_RV rv = sign_update(hSession, pPart, ulPartLen);
+	CK_RV rv = op_update(&sign_op, hSession, pPart, ulPartLen);
 	P11_LOG("C_SignUpdate(session=%lu, part=%lu bytes) = %s", hSession, ulPartLen, p11_rv_name(rv));
 	return rv;
 }
 
-static CK_RV sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
+CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	CK_RV rv = op_update(&digest_op, hSession, pPart, ulPartLen);
+	P11_LOG("C_DigestUpdate(session=%lu, part=%lu bytes) = %s", hSession, ulPartLen, p11_rv_name(rv));
+	return rv;
+}
+
+CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	CK_RV rv = op_update(&verify_op, hSession, pPart, ulPartLen);
+	P11_LOG("C_VerifyUpdate(session=%lu, part=%lu bytes) = %s", hSession, ulPartLen, p11_rv_name(rv));
+	return rv;
+}
+
+static CK_RV op_final(const struct p11_op *o, CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outLen)
 {
 	struct p11_session s;
 	CK_RV rv = p11_session_get(h, &s);
@@ -562,15 +674,140 @@ static CK_RV sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outLe
 	if (outLen == NULL)
 		return CKR_ARGUMENTS_BAD;
 	tc_ticket init;
-	int pending = p11_session_take_pending(h, &init);
-	return sign_final_op(&s, out, outLen, pending, &init);
+	int pending = p11_session_take_pending(h, o->op, &init);
+	return final_op(o, &s, out, outLen, pending, &init);
 }
 
 CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-	CK_RV rv = sign_final(hSession, pSignature, pulSignatureLen);
+	CK_RV rv = op_final(&sign_op, hSession, pSignature, pulSignatureLen);
 	P11_LOG("C_SignFinal(session=%lu, signature=%p) = %s length=%lu", hSession, (void *)pSignature,
 	        p11_rv_name(rv), pulSignatureLen != NULL ? *pulSignatureLen : 0UL);
+	return rv;
+}
+
+CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+	CK_RV rv = op_final(&digest_op, hSession, pDigest, pulDigestLen);
+	P11_LOG("C_DigestFinal(session=%lu, digest=%p) = %s length=%lu", hSession, (void *)pDigest, p11_rv_name(rv),
+	        pulDigestLen != NULL ? *pulDigestLen : 0UL);
+	return rv;
+}
+
+static CK_RV digest_key(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key)
+{
+	struct p11_session s;
+	CK_RV rv = p11_session_get(h, &s);
+	if (rv != CKR_OK)
+		return rv;
+	tc_ticket init;
+	int pending = p11_session_take_pending(h, P11_OP_DIGEST, &init);
+	p11_req req;
+	if (!p11_session_req(&req, &s, 2 + (size_t)pending, 16)) {
+		if (pending)
+			tc_conn_forget(p11_conn(), &init);
+		return CKR_HOST_MEMORY;
+	}
+	tc_enc_uint(&req.e, 2);
+	tc_enc_uint(&req.e, key);
+	p11_reply r;
+	rv = op_call(&s, W_DIGEST_KEY, &req, pending, &init, W_ACK, &r);
+	p11_enc_free(&req);
+	p11_reply_free(&r);
+	return rv;
+}
+
+CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
+{
+	CK_RV rv = digest_key(hSession, hKey);
+	P11_LOG("C_DigestKey(session=%lu, key=%lu) = %s", hSession, hKey, p11_rv_name(rv));
+	return rv;
+}
+
+/* verify_req sends a VerifyData or VerifyFinal: {2 data (data only),
+ * 3 signature, 4 parts (data only), 5 after-init}, answered by Ack. */
+static CK_RV verify_req(const struct p11_session *s, uint8_t type, CK_BYTE_PTR data, CK_ULONG len, int parts,
+                        CK_BYTE_PTR sig, CK_ULONG siglen, int pending, const tc_ticket *init)
+{
+	int with_data = type == W_VERIFY_DATA;
+	p11_req req;
+	if (!p11_session_req(&req, s, 2 + (size_t)(with_data ? 2 : 0) + (size_t)pending, 32 + len + siglen)) {
+		if (pending)
+			tc_conn_forget(p11_conn(), init);
+		return CKR_HOST_MEMORY;
+	}
+	if (with_data) {
+		tc_enc_uint(&req.e, 2);
+		tc_enc_bytes(&req.e, data, len);
+	}
+	tc_enc_uint(&req.e, 3);
+	tc_enc_bytes(&req.e, sig, siglen);
+	if (with_data) {
+		tc_enc_uint(&req.e, 4);
+		tc_enc_bool(&req.e, parts);
+	}
+	p11_reply r;
+	CK_RV rv = op_call(s, type, &req, pending, init, W_ACK, &r);
+	p11_enc_free(&req);
+	p11_reply_free(&r);
+	return rv;
+}
+
+static CK_RV verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG siglen)
+{
+	struct p11_session s;
+	CK_RV rv = p11_session_get(h, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if ((data == NULL && len > 0) || (sig == NULL && siglen > 0))
+		return CKR_ARGUMENTS_BAD;
+	if (siglen > MAX_DATA) {
+		sig = NULL; /* no key's signature is this long: the service says CKR_SIGNATURE_LEN_RANGE */
+		siglen = 0;
+	}
+	tc_ticket init;
+	int pending = p11_session_take_pending(h, P11_OP_VERIFY, &init);
+	if (len <= MAX_DATA)
+		return verify_req(&s, W_VERIFY_DATA, data, len, 0, sig, siglen, pending, &init);
+	/* Too much for one frame: C_Verify's data goes as parts. */
+	if ((rv = verify_req(&s, W_VERIFY_DATA, NULL, 0, 1, NULL, 0, pending, &init)) != CKR_OK)
+		return rv;
+	int none = 0;
+	if ((rv = update_parts(&verify_op, &s, data, len, &none, NULL)) != CKR_OK)
+		return rv;
+	return verify_req(&s, W_VERIFY_FINAL, NULL, 0, 0, sig, siglen, 0, NULL);
+}
+
+CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+               CK_ULONG ulSignatureLen)
+{
+	CK_RV rv = verify(hSession, pData, ulDataLen, pSignature, ulSignatureLen);
+	P11_LOG("C_Verify(session=%lu, data=%lu bytes, signature=%lu bytes) = %s", hSession, ulDataLen, ulSignatureLen,
+	        p11_rv_name(rv));
+	return rv;
+}
+
+static CK_RV verify_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG siglen)
+{
+	struct p11_session s;
+	CK_RV rv = p11_session_get(h, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (sig == NULL && siglen > 0)
+		return CKR_ARGUMENTS_BAD;
+	tc_ticket init;
+	int pending = p11_session_take_pending(h, P11_OP_VERIFY, &init);
+	if (siglen > MAX_DATA) {
+		sig = NULL; /* no key's signature is this long: CKR_SIGNATURE_LEN_RANGE from the service */
+		siglen = 0;
+	}
+	return verify_req(&s, W_VERIFY_FINAL, NULL, 0, 0, sig, siglen, pending, &init);
+}
+
+CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	CK_RV rv = verify_final(hSession, pSignature, ulSignatureLen);
+	P11_LOG("C_VerifyFinal(session=%lu, signature=%lu bytes) = %s", hSession, ulSignatureLen, p11_rv_name(rv));
 	return rv;
 }
 

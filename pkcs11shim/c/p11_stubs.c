@@ -1,5 +1,7 @@
 /* p11_stubs.c: the PKCS#11 v2.40 functions the card does not offer. Generated
- * from the declarations of p11-kit's pkcs11.h; each checks C_Initialize first. */
+ * from the declarations of p11-kit's pkcs11.h by ctest/stubs_test.go
+ * (go test ./pkcs11shim/c/ctest -run TestStubs -update-stubs); each checks
+ * C_Initialize first. */
 #include "p11.h"
 
 CK_RV C_InitToken(CK_SLOT_ID slot_id, CK_BYTE_PTR pin, CK_ULONG pin_len, CK_BYTE_PTR label)
@@ -27,25 +29,6 @@ CK_RV C_SetOperationState(CK_SESSION_HANDLE session, CK_BYTE_PTR operation_state
 	(void)encryption_key;
 	(void)authentication_key;
 	return p11_not_supported("C_SetOperationState");
-}
-
-CK_RV C_CopyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_PTR templ, CK_ULONG count, CK_OBJECT_HANDLE_PTR new_object)
-{
-	(void)session;
-	(void)object;
-	(void)templ;
-	(void)count;
-	(void)new_object;
-	return p11_not_supported("C_CopyObject");
-}
-
-CK_RV C_SetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_PTR templ, CK_ULONG count)
-{
-	(void)session;
-	(void)object;
-	(void)templ;
-	(void)count;
-	return p11_not_supported("C_SetAttributeValue");
 }
 
 CK_RV C_EncryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key)
@@ -120,46 +103,6 @@ CK_RV C_DecryptFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR last_part, CK_ULONG_
 	return p11_not_supported("C_DecryptFinal");
 }
 
-CK_RV C_DigestInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism)
-{
-	(void)session;
-	(void)mechanism;
-	return p11_not_supported("C_DigestInit");
-}
-
-CK_RV C_Digest(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR digest, CK_ULONG_PTR digest_len)
-{
-	(void)session;
-	(void)data;
-	(void)data_len;
-	(void)digest;
-	(void)digest_len;
-	return p11_not_supported("C_Digest");
-}
-
-CK_RV C_DigestUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len)
-{
-	(void)session;
-	(void)part;
-	(void)part_len;
-	return p11_not_supported("C_DigestUpdate");
-}
-
-CK_RV C_DigestKey(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key)
-{
-	(void)session;
-	(void)key;
-	return p11_not_supported("C_DigestKey");
-}
-
-CK_RV C_DigestFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR digest, CK_ULONG_PTR digest_len)
-{
-	(void)session;
-	(void)digest;
-	(void)digest_len;
-	return p11_not_supported("C_DigestFinal");
-}
-
 CK_RV C_SignRecoverInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key)
 {
 	(void)session;
@@ -176,40 +119,6 @@ CK_RV C_SignRecover(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_l
 	(void)signature;
 	(void)signature_len;
 	return p11_not_supported("C_SignRecover");
-}
-
-CK_RV C_VerifyInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key)
-{
-	(void)session;
-	(void)mechanism;
-	(void)key;
-	return p11_not_supported("C_VerifyInit");
-}
-
-CK_RV C_Verify(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR signature, CK_ULONG signature_len)
-{
-	(void)session;
-	(void)data;
-	(void)data_len;
-	(void)signature;
-	(void)signature_len;
-	return p11_not_supported("C_Verify");
-}
-
-CK_RV C_VerifyUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len)
-{
-	(void)session;
-	(void)part;
-	(void)part_len;
-	return p11_not_supported("C_VerifyUpdate");
-}
-
-CK_RV C_VerifyFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature, CK_ULONG signature_len)
-{
-	(void)session;
-	(void)signature;
-	(void)signature_len;
-	return p11_not_supported("C_VerifyFinal");
 }
 
 CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key)

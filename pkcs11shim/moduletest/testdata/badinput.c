@@ -98,6 +98,18 @@ static void not_initialized(const char *when) {
 	NI("C_SignFinal", f->C_SignFinal(h, buf, &len));
 	NI("C_GenerateKeyPair", f->C_GenerateKeyPair(h, &gen, tmpl, 1, tmpl, 1, &pub, &priv));
 	NI("C_SeedRandom", f->C_SeedRandom(h, buf, 8));
+	CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+	NI("C_DigestInit", f->C_DigestInit(h, &sha));
+	NI("C_Digest", f->C_Digest(h, digest, sizeof digest, buf, &len));
+	NI("C_DigestUpdate", f->C_DigestUpdate(h, digest, sizeof digest));
+	NI("C_DigestKey", f->C_DigestKey(h, obj));
+	NI("C_DigestFinal", f->C_DigestFinal(h, buf, &len));
+	NI("C_VerifyInit", f->C_VerifyInit(h, &mech, obj));
+	NI("C_Verify", f->C_Verify(h, digest, sizeof digest, buf, 64));
+	NI("C_VerifyUpdate", f->C_VerifyUpdate(h, digest, sizeof digest));
+	NI("C_VerifyFinal", f->C_VerifyFinal(h, buf, 64));
+	NI("C_SetAttributeValue", f->C_SetAttributeValue(h, obj, tmpl, 1));
+	NI("C_CopyObject", f->C_CopyObject(h, obj, tmpl, 1, &pub));
 	NI("C_GenerateRandom", f->C_GenerateRandom(h, buf, 8));
 #undef NI
 	// NULL pointers before C_Initialize: either answer is right, none may
@@ -417,15 +429,27 @@ int main(int argc, char **argv) {
 	CHECK("C_SeedRandom(NULL, 8)", f->C_SeedRandom(h, NULL, 8), CKR_ARGUMENTS_BAD);
 	CHECK("C_GenerateRandom", f->C_GenerateRandom(h, rnd, sizeof rnd), CKR_OK);
 
+	// Digests, verification and object editing, with NULL for every
+	// pointer: refused before anything reaches the service.
+	CHECK("C_DigestInit(NULL)", f->C_DigestInit(h, NULL), CKR_ARGUMENTS_BAD);
+	CHECK("C_Digest(NULLs)", f->C_Digest(h, NULL, 1, NULL, NULL), CKR_ARGUMENTS_BAD);
+	CHECK("C_DigestUpdate(NULL, 1)", f->C_DigestUpdate(h, NULL, 1), CKR_ARGUMENTS_BAD);
+	CHECK("C_DigestFinal(NULL length)", f->C_DigestFinal(h, NULL, NULL), CKR_ARGUMENTS_BAD);
+	CHECK("C_DigestKey without C_DigestInit", f->C_DigestKey(h, key), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK("C_VerifyInit(NULL)", f->C_VerifyInit(h, NULL, key), CKR_ARGUMENTS_BAD);
+	CHECK("C_Verify(NULLs)", f->C_Verify(h, NULL, 1, NULL, 1), CKR_ARGUMENTS_BAD);
+	CHECK("C_VerifyUpdate(NULL, 1)", f->C_VerifyUpdate(h, NULL, 1), CKR_ARGUMENTS_BAD);
+	CHECK("C_VerifyFinal(NULL, 1)", f->C_VerifyFinal(h, NULL, 1), CKR_ARGUMENTS_BAD);
+	CHECK("C_SetAttributeValue(NULL, 1)", f->C_SetAttributeValue(h, key, NULL, 1), CKR_ARGUMENTS_BAD);
+	CHECK("C_CopyObject(NULL new handle)", f->C_CopyObject(h, key, NULL, 0, NULL), CKR_ARGUMENTS_BAD);
+
 	// The functions the module does not implement, with NULL for every
 	// pointer: not supported, or a refusal of the NULLs; never a crash.
 #define UNSUP(name, call) CHECK2(name " (NULLs)", call, CKR_FUNCTION_NOT_SUPPORTED, CKR_ARGUMENTS_BAD)
 	UNSUP("C_InitToken", f->C_InitToken(slot, NULL, 0, NULL));
 	UNSUP("C_GetOperationState", f->C_GetOperationState(h, NULL, NULL));
 	UNSUP("C_SetOperationState", f->C_SetOperationState(h, NULL, 0, 0, 0));
-	UNSUP("C_CopyObject", f->C_CopyObject(h, key, NULL, 1, NULL));
 	UNSUP("C_GetObjectSize", f->C_GetObjectSize(h, key, NULL));
-	UNSUP("C_SetAttributeValue", f->C_SetAttributeValue(h, key, NULL, 1));
 	UNSUP("C_EncryptInit", f->C_EncryptInit(h, NULL, key));
 	UNSUP("C_Encrypt", f->C_Encrypt(h, NULL, 1, NULL, NULL));
 	UNSUP("C_EncryptUpdate", f->C_EncryptUpdate(h, NULL, 1, NULL, NULL));
@@ -434,17 +458,8 @@ int main(int argc, char **argv) {
 	UNSUP("C_Decrypt", f->C_Decrypt(h, NULL, 1, NULL, NULL));
 	UNSUP("C_DecryptUpdate", f->C_DecryptUpdate(h, NULL, 1, NULL, NULL));
 	UNSUP("C_DecryptFinal", f->C_DecryptFinal(h, NULL, NULL));
-	UNSUP("C_DigestInit", f->C_DigestInit(h, NULL));
-	UNSUP("C_Digest", f->C_Digest(h, NULL, 1, NULL, NULL));
-	UNSUP("C_DigestUpdate", f->C_DigestUpdate(h, NULL, 1));
-	UNSUP("C_DigestKey", f->C_DigestKey(h, key));
-	UNSUP("C_DigestFinal", f->C_DigestFinal(h, NULL, NULL));
 	UNSUP("C_SignRecoverInit", f->C_SignRecoverInit(h, NULL, key));
 	UNSUP("C_SignRecover", f->C_SignRecover(h, NULL, 1, NULL, NULL));
-	UNSUP("C_VerifyInit", f->C_VerifyInit(h, NULL, key));
-	UNSUP("C_Verify", f->C_Verify(h, NULL, 1, NULL, 1));
-	UNSUP("C_VerifyUpdate", f->C_VerifyUpdate(h, NULL, 1));
-	UNSUP("C_VerifyFinal", f->C_VerifyFinal(h, NULL, 1));
 	UNSUP("C_VerifyRecoverInit", f->C_VerifyRecoverInit(h, NULL, key));
 	UNSUP("C_VerifyRecover", f->C_VerifyRecover(h, NULL, 1, NULL, NULL));
 	UNSUP("C_DigestEncryptUpdate", f->C_DigestEncryptUpdate(h, NULL, 1, NULL, NULL));
