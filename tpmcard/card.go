@@ -410,7 +410,7 @@ func (m *Manager) resetPIN(rec *record, pukAuth, pinName []byte) error {
 			}
 			return m.secretStep(s.Handle(), tpm2.TPMHandle(rec.PUKIndex), rec.PUKName, pukAuth)
 		})
-	return m.pukError(rec, err)
+	return m.secretError(rec, pukProof, err)
 }
 
 func (m *Manager) pinBranches(rec *record) [][]byte {
@@ -460,56 +460,42 @@ func (m *Manager) checkNames(rec *record) error {
 	return nil
 }
 
-// pinError turns the TPM's answer to a PIN proof into the card's error.
-func (m *Manager) pinError(rec *record, err error) error {
-	if err != nil {
-		delete(m.namesOK, rec.Serial) // a replaced index fails like a wrong PIN
-	}
-	switch {
-	case err == nil:
-		return nil
-	case isAuthFailure(err):
-		left := -1
-		if c, cerr := m.pinCounter(rec); cerr == nil {
-			left = c.left()
-		}
-		if left == 0 {
-			return ErrPINLocked
-		}
-		return &PINError{TriesLeft: left}
-	case isTPM(err, tpm2.TPMRCAuthUnavailable):
-		if rec.NoPUK {
-			return ErrPINLocked
-		}
-		if c, cerr := m.pukCounter(rec); cerr == nil && c.left() == 0 && rec.AdminKey == nil {
-			return ErrCardBlocked
-		}
-		return ErrPINLocked
-	case isGone(err):
-		return fmt.Errorf("%w: %v", ErrCardLost, err)
-	}
-	return busy(err)
-}
+// Which secret a proof was of, for secretError.
+const (
+	pinProof = false
+	pukProof = true
+)
 
-// pukError is pinError for the PUK.
-func (m *Manager) pukError(rec *record, err error) error {
-	if err != nil {
-		delete(m.namesOK, rec.Serial)
+// secretError turns the TPM's answer to a PIN or PUK proof into the card's
+// error: a wrong secret is a PINError with the tries left (its last try
+// ErrPINLocked or ErrPUKLocked), a locked PIN is ErrCardBlocked once
+// nothing can unblock it any more.
+func (m *Manager) secretError(rec *record, puk bool, err error) error {
+	if err == nil {
+		return nil
+	}
+	delete(m.namesOK, rec.Serial) // a replaced index fails like a wrong secret
+	counter, locked := m.pinCounter, ErrPINLocked
+	if puk {
+		counter, locked = m.pukCounter, ErrPUKLocked
 	}
 	switch {
-	case err == nil:
-		return nil
 	case isAuthFailure(err):
 		left := -1
-		if c, cerr := m.pukCounter(rec); cerr == nil {
+		if c, cerr := counter(rec); cerr == nil {
 			left = c.left()
 		}
 		if left == 0 {
-			return ErrPUKLocked
+			return locked
 		}
-		return &PINError{PUK: true, TriesLeft: left}
+		return &PINError{PUK: puk, TriesLeft: left}
 	case isTPM(err, tpm2.TPMRCAuthUnavailable):
-		return ErrPUKLocked
+		if !puk && !rec.NoPUK && rec.AdminKey == nil {
+			if c, cerr := m.pukCounter(rec); cerr == nil && c.left() == 0 {
+				return ErrCardBlocked
+			}
+		}
+		return locked
 	case isGone(err):
 		return fmt.Errorf("%w: %v", ErrCardLost, err)
 	}

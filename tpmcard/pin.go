@@ -48,7 +48,7 @@ func (m *Manager) Login(serial string, pin secret.Secret) error {
 		closer()
 		wipe(auth)
 		m.sig.dirty = true
-		err = m.pinError(r, err)
+		err = m.secretError(r, pinProof, err)
 		if isPINFailure(err) {
 			// A failed VERIFY drops a physical card's verified state: a
 			// wrong PIN ends the card's login, so that a logged-in
@@ -175,7 +175,7 @@ func (m *Manager) arm(r *record, l *login) error {
 	})
 	if err != nil {
 		m.sig.dirty = true
-		err = m.pinError(r, err)
+		err = m.secretError(r, pinProof, err)
 		if _, wrong := err.(*PINError); wrong {
 			// The PIN changed behind this login (another Manager on the
 			// same TPM): the proof is stale.
@@ -218,7 +218,7 @@ func (m *Manager) ChangePIN(serial string, oldPIN, newPIN secret.Secret) error {
 	defer wipe(oldAuth)
 	err = m.changeAuth(tpm2.TPMHandle(r.PINIndex), r.PINName, newAuth, m.pinBranches(r), func(h tpm2.TPMHandle) error {
 		if err := m.secretStep(h, tpm2.TPMHandle(r.PINIndex), r.PINName, oldAuth); err != nil {
-			return m.pinError(r, err)
+			return m.secretError(r, pinProof, err)
 		}
 		return m.authorize(h, r.Approval, approvedChange(r.PINName), refPINChange, r.Approval.PINSig)
 	})
@@ -272,7 +272,7 @@ func (m *Manager) ChangePUK(serial string, oldPUK, newPUK secret.Secret) error {
 	defer wipe(newAuth)
 	return m.changeAuth(tpm2.TPMHandle(r.PUKIndex), r.PUKName, newAuth, pukBranches(approvalName(r)), func(h tpm2.TPMHandle) error {
 		if err := m.secretStep(h, tpm2.TPMHandle(r.PUKIndex), r.PUKName, oldAuth); err != nil {
-			return m.pukError(r, err)
+			return m.secretError(r, pukProof, err)
 		}
 		return m.authorize(h, r.Approval, approvedChange(r.PUKName), refPUKChange, r.Approval.PUKSig)
 	})
@@ -302,7 +302,7 @@ func (m *Manager) CheckPUK(serial string, puk secret.Secret) error {
 		return busy(err)
 	}
 	defer closer()
-	return m.pukError(r, m.secretStep(s.Handle(), tpm2.TPMHandle(r.PUKIndex), r.PUKName, auth))
+	return m.secretError(r, pukProof, m.secretStep(s.Handle(), tpm2.TPMHandle(r.PUKIndex), r.PUKName, auth))
 }
 
 // Unblock sets a new PIN and resets the PIN counter with the PUK. The card
@@ -329,7 +329,7 @@ func (m *Manager) Unblock(serial string, puk, newPIN secret.Secret) error {
 	// New PIN first, counter second: if the second step is cut short the
 	// card is still locked and the same unblock can simply be repeated.
 	err = m.changeAuth(tpm2.TPMHandle(r.PINIndex), r.PINName, newAuth, m.pinBranches(r), func(h tpm2.TPMHandle) error {
-		return m.pukError(r, m.secretStep(h, tpm2.TPMHandle(r.PUKIndex), r.PUKName, pukAuth))
+		return m.secretError(r, pukProof, m.secretStep(h, tpm2.TPMHandle(r.PUKIndex), r.PUKName, pukAuth))
 	})
 	if err != nil {
 		if !errors.Is(err, ErrTPMUnreachable) { // else the new PIN may be set
