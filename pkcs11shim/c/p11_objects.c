@@ -339,11 +339,11 @@ CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTR
 }
 
 /* ------------------------------------------------------------------ */
-/* Signing (§5.11), digesting (§5.10) and verifying (§5.13). C_SignInit,
- * C_DigestInit and C_VerifyInit do not wait for their reply: the next call
- * of the operation collects it, so that an init and its C_Sign, C_Digest
- * or C_Verify cost one round trip. An init that failed returns CKR_OK and
- * its CK_RV comes from that next call (docs/wire.md). Digests and
+/* Signing (§5.11), digesting (§5.10) and verifying (§5.13). C_SignInit
+ * and C_VerifyInit do not wait for their reply: the next call of the
+ * operation collects it, so that an init and its C_Sign or C_Verify cost
+ * one round trip. An init that failed returns CKR_OK and its CK_RV comes
+ * from that next call (docs/wire.md). C_DigestInit waits (op_init). Digests and
  * signatures share their requests' shapes and their replies' (Signed,
  * Digested: {1 rv, 2 length, 3 bytes}). */
 
@@ -373,7 +373,11 @@ static CK_RV collect_init(const tc_ticket *t)
 }
 
 /* op_init sends an init request {1 session, 2 mechanism, 3 parameter,
- * 4 key (with_key)} and leaves its reply pending. */
+ * 4 key (with_key)} and leaves its reply pending, except C_DigestInit's,
+ * which it waits for: applications probe digest mechanisms with
+ * C_DigestInit and take CKR_MECHANISM_INVALID there as "not this one"
+ * (pkcs11-tool --test does, for MD5 and RIPEMD-160), and a digest is not
+ * the path whose round trip counts. */
 static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, int with_key,
                      CK_OBJECT_HANDLE key)
 {
@@ -388,6 +392,7 @@ static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_P
 	tc_ticket t;
 	if (p11_session_take_pending(h, o->op, &t))
 		collect_init(&t); /* an earlier init never followed: the service judges this one */
+	int wait = o->op == P11_OP_DIGEST;
 	int has_param = m->pParameter != NULL && m->ulParameterLen > 0;
 	p11_req req;
 	if (!p11_session_req(&req, &s, 2 + (size_t)has_param + (size_t)with_key, 32 + m->ulParameterLen))
@@ -401,6 +406,13 @@ static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_P
 	if (with_key) {
 		tc_enc_uint(&req.e, 4);
 		tc_enc_uint(&req.e, key);
+	}
+	if (wait) {
+		p11_reply r;
+		rv = p11_call(s.gen, o->init, &req, W_ACK, &r, CKR_DEVICE_REMOVED);
+		p11_enc_free(&req);
+		p11_reply_free(&r);
+		return rv;
 	}
 	size_t n;
 	rv = CKR_OK;
@@ -430,7 +442,7 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
 CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
 	CK_RV rv = op_init(&digest_op, hSession, pMechanism, 0, 0);
-	P11_LOG("C_DigestInit(session=%lu, mechanism=%#lx) = %s (pipelined)", hSession,
+	P11_LOG("C_DigestInit(session=%lu, mechanism=%#lx) = %s", hSession,
 	        pMechanism != NULL ? pMechanism->mechanism : 0UL, p11_rv_name(rv));
 	return rv;
 }

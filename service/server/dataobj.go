@@ -257,20 +257,25 @@ func (dt *dataTemplate) set(a wire.Attribute, create bool) error {
 	return nil
 }
 
-// checkOID accepts an empty CKA_OBJECT_ID or the DER of one OBJECT
-// IDENTIFIER.
+// checkOID accepts an empty CKA_OBJECT_ID, the DER of one OBJECT
+// IDENTIFIER (what §4.5 asks for), or the contents octets of one, which
+// OpenSC's pkcs11-tool --application-id sends; it is stored as given.
 func checkOID(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	var oid asn1.ObjectIdentifier
 	if len(b) > tpmcard.MaxDataAttribute {
 		return wire.Errorf(wire.AttributeValueInvalid, "CKA_OBJECT_ID is limited to %d bytes", tpmcard.MaxDataAttribute)
 	}
-	if rest, err := asn1.Unmarshal(b, &oid); err != nil || len(rest) != 0 {
-		return wire.NewError(wire.AttributeValueInvalid, "CKA_OBJECT_ID must be the DER of an OBJECT IDENTIFIER")
+	var oid asn1.ObjectIdentifier
+	if rest, err := asn1.Unmarshal(b, &oid); err == nil && len(rest) == 0 {
+		return nil
 	}
-	return nil
+	der := append([]byte{0x06, byte(len(b))}, b...)
+	if rest, err := asn1.Unmarshal(der, &oid); len(b) < 128 && err == nil && len(rest) == 0 {
+		return nil
+	}
+	return wire.NewError(wire.AttributeValueInvalid, "CKA_OBJECT_ID must be the DER of an OBJECT IDENTIFIER")
 }
 
 func readOnly(t uint64) *wire.StatusError {

@@ -42,10 +42,11 @@ var p11opsCatalog = map[Type]entry{
 func init() { join(p11opsCatalog) }
 
 // DigestInit starts a digest in a session (CKM_SHA_1, CKM_SHA256,
-// CKM_SHA384 or CKM_SHA512, no parameter). The module does not wait for
-// the reply: when DigestInit fails, the next DigestData, DigestUpdate,
-// DigestKey or DigestFinal of the session that has AfterInit set answers
-// with the same error, as after SignInit.
+// CKM_SHA384 or CKM_SHA512, no parameter). A client may send the next step
+// without waiting for the reply: when DigestInit fails, the next
+// DigestData, DigestUpdate, DigestKey or DigestFinal of the session that
+// has AfterInit set answers with the same error, as after SignInit. The C
+// module waits (applications probe mechanisms with C_DigestInit).
 type DigestInit struct {
 	Session   uint32 `cbor:"1,keyasint,omitempty"`
 	Mechanism uint64 `cbor:"2,keyasint,omitempty"` // CKM_*, any CK_MECHANISM_TYPE
