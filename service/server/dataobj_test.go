@@ -140,7 +140,7 @@ func TestDataObjects(t *testing.T) {
 		{"fail/value-too-large", rw.Session, dataTmpl(false, false, "x", strings.Repeat("v", tpmcard.MaxDataValue+1)), p11.CKRAttributeValueInvalid},
 		{"fail/key-attribute", rw.Session, dataTmpl(false, false, "x", "y", wire.Attribute{Type: p11.CKAKeyType, Value: wire.ULong(0)}), p11.CKRAttributeTypeInvalid},
 		{"fail/bool-of-two-bytes", rw.Session, dataTmpl(false, false, "x", "y", wire.Attribute{Type: p11.CKAModifiable, Value: []byte{1, 0}}), p11.CKRAttributeValueInvalid},
-		{"fail/object-id-not-der", rw.Session, dataTmpl(false, false, "x", "y", wire.Attribute{Type: ckaObjectID, Value: []byte("1.2.3")}), p11.CKRAttributeValueInvalid},
+		{"fail/object-id-not-an-oid", rw.Session, dataTmpl(false, false, "x", "y", wire.Attribute{Type: ckaObjectID, Value: []byte{0x2b, 0x86}}), p11.CKRAttributeValueInvalid},
 		// OpenSC's pkcs11-tool --application-id sends the OID's contents
 		// octets without tag and length.
 		{"ok/object-id-contents-octets", rw.Session, dataTmpl(false, false, "x", "y", wire.Attribute{Type: ckaObjectID, Value: oid[2:]}), p11.CKROK},
