@@ -167,3 +167,43 @@ func TestRename(t *testing.T) {
 		t.Errorf("a new key with the old ID inherited %+v", n)
 	}
 }
+
+// BenchmarkDataObjectRead reads a public and a private data object; the
+// private one costs PolicySecret and TPM2_Unseal (and a salted session for
+// the unsealed key) per read.
+func BenchmarkDataObjectRead(b *testing.B) {
+	tpm := tpmtest.Sim(b)
+	m, err := Open(tpm, WithStateDir(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.Create(CreateOptions{Label: "bench", PIN: testPIN.Clone(), PUK: testPUK.Clone()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	serial := c.Card.Serial
+	if err := m.Login(serial, testPIN.Clone()); err != nil {
+		b.Fatal(err)
+	}
+	pub, err := m.CreateDataObject(serial, DataObject{Value: make([]byte, 1024)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	priv, err := m.CreateDataObject(serial, DataObject{Private: true, Value: make([]byte, 1024)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		id   []byte
+	}{{"public", pub.ID}, {"private", priv.ID}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := m.DataObject(serial, c.id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
