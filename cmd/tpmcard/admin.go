@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 	"github.com/tpmcard/tpmcard/pkcs11shim/p11signer"
+	"github.com/tpmcard/tpmcard/tpmcard"
 	"github.com/tpmcard/tpmcard/tpmcard/adminkey"
 )
 
@@ -28,8 +29,8 @@ func init() {
 
 func adminKeygen(e *env, args []string) error {
 	fs := flags(e, "admin keygen")
-	out := fs.String("out", "", "private key file to write (0600; refuses to overwrite)")
-	pubOut := fs.String("pub", "", "public key file to write (default: the --out name with .pub)")
+	out := fs.String("out", "", "the private key `FILE` to write (0600; refuses to overwrite)")
+	pubOut := fs.String("pub", "", "the public key `FILE` to write (default: the --out name with .pub)")
 	encrypt := fs.Bool("encrypt", false, "encrypt the private key with a passphrase (age, scrypt)")
 	passStdin := fs.Bool("passphrase-stdin", false, "read the passphrase from standard input")
 	if err := parse(fs, args); err != nil {
@@ -170,7 +171,7 @@ func adminChallenge(e *env, args []string) error {
 	fs := flags(e, "admin challenge")
 	var c common
 	c.add(fs, true, true)
-	validity := fs.Duration("validity", 0, "how long the administrator may take to answer (default 10m, at most 18h)")
+	validity := fs.Duration("validity", tpmcard.DefaultChallengeValidity, fmt.Sprintf("how long the administrator may take to answer (at most %v)", adminkey.MaxValidity))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -197,8 +198,8 @@ func adminChallenge(e *env, args []string) error {
 
 func adminRespond(e *env, args []string) error {
 	fs := flags(e, "admin respond")
-	keyFile := fs.String("key", "", "the admin private key file (from `tpmcard admin keygen`)")
-	text := fs.String("challenge", "", "the challenge the user read out")
+	keyFile := fs.String("admin-key", "", "the admin private key `FILE` (made by tpmcard admin keygen)")
+	text := fs.String("challenge", "", "the challenge `TEXT` the user read out")
 	passStdin := fs.Bool("passphrase-stdin", false, "read the key's passphrase from standard input")
 	module := fs.String("pkcs11-module", "", "take the admin key from this PKCS#11 module (an HSM or hardware token) instead of a file")
 	token := fs.String("pkcs11-token", "", "label of the token holding the admin key")
@@ -208,7 +209,7 @@ func adminRespond(e *env, args []string) error {
 		return err
 	}
 	if (*keyFile == "") == (*module == "") || *text == "" {
-		return fmt.Errorf("%w: --challenge TEXT and one of --key FILE or --pkcs11-module PATH are required", errUsage)
+		return fmt.Errorf("%w: --challenge TEXT and one of --admin-key FILE or --pkcs11-module PATH are required", errUsage)
 	}
 	c, err := adminkey.ParseChallenge(*text)
 	if err != nil {
@@ -244,7 +245,7 @@ func adminUnblock(e *env, args []string) error {
 	fs := flags(e, "admin unblock")
 	var c common
 	c.add(fs, true, false)
-	response := fs.String("response", "", "the administrator's response")
+	response := fs.String("response", "", "the administrator's response `TEXT`")
 	newStdin := fs.Bool("new-pin-stdin", false, "read the new PIN from standard input")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -54,11 +54,11 @@ func TestAdminUnblockCLI(t *testing.T) {
 		t.Fatalf("challenge: %q", out)
 	}
 	// The administrator's machine: no service, the encrypted key.
-	resp, errs, code := cli(t, nil, "correct battery\n", "admin", "respond", "--key", key, "--challenge", strings.ToLower(ch.Challenge), "--passphrase-stdin")
+	resp, errs, code := cli(t, nil, "correct battery\n", "admin", "respond", "--admin-key", key, "--challenge", strings.ToLower(ch.Challenge), "--passphrase-stdin")
 	if code != 0 {
 		t.Fatalf("admin respond: %s", errs)
 	}
-	if _, errs, code := cli(t, nil, "wrong passphrase\n", "admin", "respond", "--key", key, "--challenge", ch.Challenge, "--passphrase-stdin"); code == 0 || !strings.Contains(errs, "wrong passphrase") {
+	if _, errs, code := cli(t, nil, "wrong passphrase\n", "admin", "respond", "--admin-key", key, "--challenge", ch.Challenge, "--passphrase-stdin"); code == 0 || !strings.Contains(errs, "wrong passphrase") {
 		t.Fatalf("respond with a wrong passphrase: %d %q", code, errs)
 	}
 	resp = strings.TrimSpace(resp)

@@ -21,9 +21,10 @@ func keyAttest(e *env, args []string) error {
 	fs := flags(e, "key attest")
 	var c common
 	c.add(fs, true, false)
-	name := fs.String("key", "", "key ID (hex) or label (may be left out when the card has one key)")
-	out := fs.String("out", "-", "where to write the statement (JSON), - for standard output")
-	nonceHex := fs.String("nonce", "", "the verifier's challenge in hex (up to 64 bytes)")
+	var name string
+	keyFlag(fs, &name, oneKey)
+	out := fs.String("out", "-", "the `FILE` to write the statement (JSON) to, - for standard output")
+	nonceHex := fs.String("nonce", "", "the verifier's challenge in `HEX` (up to 64 bytes)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,7 +32,7 @@ func keyAttest(e *env, args []string) error {
 	if err != nil || len(nonce) > 64 {
 		return fmt.Errorf("%w: --nonce must be hex, at most 64 bytes", errUsage)
 	}
-	cl, t, k, err := c.openKey(*name)
+	cl, t, k, err := c.openKey(name)
 	if err != nil {
 		return err
 	}
@@ -72,10 +73,10 @@ type verifyReport struct {
 
 func attestVerify(e *env, args []string) error {
 	fs := flags(e, "attest verify")
-	stPath := fs.String("statement", "", "the statement (JSON) from `tpmcard key attest` or `cert request --attest`")
-	csrPath := fs.String("csr", "", "a certificate request (PEM or DER): its key must be the attested key")
-	nonceHex := fs.String("nonce", "", "the challenge (hex) the statement must answer")
-	akPath := fs.String("ak", "", "pin the attestation key: an earlier statement of the same TPM (or its raw akPubArea)")
+	stPath := fs.String("statement", "", "the statement `FILE` (JSON) that key attest or cert request --attest wrote")
+	csrPath := fs.String("csr", "", "a certificate request `FILE` (PEM or DER): its key must be the attested key")
+	nonceHex := fs.String("nonce", "", "the challenge (`HEX`) the statement must answer")
+	akPath := fs.String("ak", "", "pin the attestation key: an earlier statement `FILE` of the same TPM (or its raw akPubArea)")
 	js := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err

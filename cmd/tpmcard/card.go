@@ -5,6 +5,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 func init() {
@@ -30,16 +31,16 @@ func cardCreate(e *env, args []string) error {
 	fs := flags(e, "card create")
 	var c common
 	c.add(fs, false, true)
-	label := fs.String("label", "", "card label (at most 32 bytes)")
-	pinStdin := fs.Bool("pin-stdin", false, "read the PIN from standard input instead of using the default "+defaultPIN+" (which must be changed on first use)")
-	pukStdin := fs.Bool("puk-stdin", false, "read the PUK from standard input instead of generating one")
-	pinTries := fs.Int("pin-tries", 0, "wrong PINs before the TPM locks the card (default 5)")
-	pukTries := fs.Int("puk-tries", 0, "wrong PUKs before the card can no longer be unblocked (default 3)")
-	minLen := fs.Int("min-pin-len", 0, "shortest PIN (default 8, never below 4)")
-	maxLen := fs.Int("max-pin-len", 0, "longest PIN (default 127)")
-	adminKey := fs.String("admin-key", "", "admin public key file: the holder of its private key can unblock the card offline (see `tpmcard admin keygen`)")
+	label := fs.String("label", "", "card label, at most 32 bytes (default: \"tpmcard\" and the serial's first 8 digits)")
+	pinStdin := fs.Bool("pin-stdin", false, "read the PIN from the first line of standard input, instead of the default PIN "+tpmcard.DefaultPIN+" (which must be changed on first use)")
+	pukStdin := fs.Bool("puk-stdin", false, "read the PUK from the next line of standard input (after the PIN's, with --pin-stdin), instead of generating one")
+	pinTries := fs.Int("pin-tries", tpmcard.DefaultPINTries, "wrong PINs before the TPM locks the card")
+	pukTries := fs.Int("puk-tries", tpmcard.DefaultPUKTries, "wrong PUKs before the card can no longer be unblocked")
+	minLen := fs.Int("min-pin-len", tpmcard.DefaultPINPolicy().MinLength, fmt.Sprintf("shortest PIN (never below %d)", tpmcard.MinPINLength))
+	maxLen := fs.Int("max-pin-len", tpmcard.DefaultPINPolicy().MaxLength, fmt.Sprintf("longest PIN (at most %d)", tpmcard.MaxPINLength))
+	adminKey := fs.String("admin-key", "", "admin public key `FILE` (made by tpmcard admin keygen): the holder of its private key can unblock the card offline")
 	noPUK := fs.Bool("no-puk", false, "no PUK: only the admin key unblocks the card (needs --admin-key)")
-	ownerSpec := fs.String("owner", "", "USER[:GROUP] (names or numbers) the card belongs to: only they and administrators see and use it (default: the user who ran sudo, else you)")
+	ownerSpec := fs.String("owner", "", "the `USER[:GROUP]` (names or numbers) the card belongs to: only they and administrators see and use it (default: the user who ran sudo, else you)")
 	adminsOnly := fs.Bool("admins-only", false, "a card no user owns: only administrators see and use it")
 	var rules [4]string
 	for i, n := range []string{"upper", "lower", "digit", "special"} {
@@ -107,7 +108,7 @@ func cardCreate(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "card %s created; it belongs to %s\n", out.Serial, owner)
 	if !*pinStdin {
-		fmt.Fprintf(e.stdout, "PIN: %s (the default: it must be changed with `tpmcard pin change` before the card signs)\n", defaultPIN)
+		fmt.Fprintf(e.stdout, "PIN: %s (the default: it must be changed with `tpmcard pin change` before the card signs)\n", tpmcard.DefaultPIN)
 	}
 	if len(out.PUK) > 0 {
 		fmt.Fprintf(e.stdout, "PUK: %s\n  write it down now and keep it safe: it unblocks the card and is shown only this once\n", string(out.PUK))
@@ -117,8 +118,6 @@ func cardCreate(e *env, args []string) error {
 	}
 	return nil
 }
-
-const defaultPIN = "12345678"
 
 // cardView is the JSON and table form of a card.
 type cardView struct {
@@ -226,6 +225,9 @@ func cardList(e *env, args []string) error {
 	for _, t := range cards {
 		views = append(views, viewOf(t))
 	}
+	if len(views) > 0 && views[0].Simulated {
+		defer softwareTPM(e)
+	}
 	if c.json {
 		return printJSON(e.stdout, views)
 	}
@@ -240,13 +242,7 @@ func cardList(e *env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Serial, v.Label, tries(v.PINTriesLeft, v.PINTries, unknown),
 			tries(v.PUKTriesLeft, v.PUKTries, unknown), v.state(), v.Owner)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(views) > 0 && views[0].Simulated {
-		fmt.Fprintln(e.stdout, "WARNING: the service runs on a software TPM: keys are NOT hardware-protected")
-	}
-	return nil
+	return tw.Flush()
 }
 
 func cardStatus(e *env, args []string) error {
@@ -264,6 +260,9 @@ func cardStatus(e *env, args []string) error {
 	v := viewOf(t)
 	if v.Keys, err = listKeys(cl, t.Serial); err != nil {
 		return err
+	}
+	if v.Simulated {
+		defer softwareTPM(e)
 	}
 	if c.json {
 		return printJSON(e.stdout, v)
@@ -290,9 +289,6 @@ func cardStatus(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "owner     %s\n", v.Owner)
 	for _, k := range v.Keys {
 		fmt.Fprintf(e.stdout, "key       %s  %s  %s\n", k.ID, k.Algorithm, k.Label)
-	}
-	if v.Simulated {
-		fmt.Fprintln(e.stdout, "WARNING: the service runs on a software TPM: keys are NOT hardware-protected")
 	}
 	return nil
 }

@@ -4,11 +4,9 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -26,13 +24,6 @@ func init() {
 	register("cert", "delete", "remove a certificate from the card (administrators)", certDelete)
 	register("cert", "self-sign", "make a self-signed certificate for a card key and install it", certSelfSign)
 }
-
-// Limits on what the CLI reads.
-const (
-	maxInputFile = 1 << 20 // any PEM/DER/JSON input file
-	maxChainLen  = 8       // certificates in --chain
-	maxChainSize = 64 << 10
-)
 
 func parseTemplate(name string) (x509req.Template, error) {
 	t, err := x509req.LookupTemplate(name)
@@ -64,7 +55,7 @@ func (r *requestFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&r.upn, "upn", "", "Microsoft user principal name (otherName 1.3.6.1.4.1.311.20.2.3), e.g. alice@corp.example")
 	fs.StringVar(&r.template, "template", x509req.DefaultTemplate, "key usage and EKU profile: smartcard-logon, client-auth, email or none")
 	fs.Var(&r.eku, "eku", "extra extended key usage OID, dotted (repeatable)")
-	fs.StringVar(&r.hash, "hash", "sha256", "signature hash: sha256, sha384 or sha512")
+	fs.StringVar(&r.hash, "hash", "sha256", "signature hash: sha256, sha384 or sha512 (sha-256 … name them too)")
 	fs.BoolVar(&r.sha1, "sha1-insecure", false, "sign with SHA-1 (INSECURE; only for CAs that still demand it)")
 }
 
@@ -80,19 +71,15 @@ func (r *requestFlags) build(e *env, pub crypto.PublicKey) (*x509req.Contents, e
 		return nil, fmt.Errorf("%w: --subject: %w", errUsage, err)
 	}
 	req.Names = x509req.Names{DNS: r.dns, Email: r.email, URI: r.uri, UPN: r.upn}
-	switch {
-	case r.sha1:
-		if r.hash != "sha256" {
+	if req.Hash, err = parseHash(r.hash); err != nil {
+		return nil, err
+	}
+	if r.sha1 {
+		if req.Hash != crypto.SHA256 {
 			return nil, fmt.Errorf("%w: --sha1-insecure and --hash exclude each other", errUsage)
 		}
 		fmt.Fprintln(e.stderr, "tpmcard: WARNING: signing with SHA-1, which is broken for signatures (chosen-prefix collisions): use it only for a CA that accepts nothing else")
 		req.Hash = crypto.SHA1
-	default:
-		h, ok := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}[r.hash]
-		if !ok {
-			return nil, fmt.Errorf("%w: --hash %q: want sha256, sha384 or sha512", errUsage, r.hash)
-		}
-		req.Hash = h
 	}
 	for _, s := range r.eku {
 		oid, err := x509req.ParseOID(s)
@@ -129,38 +116,6 @@ func cardSigner(e *env, cl *client.Client, serial string, k keyView, pinStdin bo
 	return cl.Signer(serial, mustHex(k.ID))
 }
 
-// writeOut writes b to path ("-" for standard output), PEM-armoured unless
-// der.
-func writeOut(e *env, path, pemType string, b []byte, der bool) error {
-	if !der {
-		b = pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: b})
-	}
-	if path == "-" || path == "" {
-		_, err := e.stdout.Write(b)
-		return err
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxInputFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(b) > maxInputFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a certificate, request or statement", path, maxInputFile)
-	}
-	return b, nil
-}
-
 // requestCmd is cert request and enroll: the shared flags and the work.
 type requestCmd struct {
 	c        common
@@ -175,8 +130,8 @@ type requestCmd struct {
 func (r *requestCmd) add(fs *flag.FlagSet) {
 	r.c.add(fs, true, false)
 	r.rf.add(fs)
-	fs.StringVar(&r.key, "key", "", "key ID (hex) or label (may be left out when the card has one key)")
-	fs.StringVar(&r.out, "out", "-", "where to write the request, - for standard output")
+	keyFlag(fs, &r.key, oneKey)
+	fs.StringVar(&r.out, "out", "-", "the `FILE` to write the request to, - for standard output")
 	fs.BoolVar(&r.der, "der", false, "write DER instead of PEM")
 	fs.StringVar(&r.attest, "attest", "", "also write the key's attestation statement to this file (administrators)")
 	fs.BoolVar(&r.pinStdin, "pin-stdin", false, "read the PIN from the first line of standard input")
@@ -288,35 +243,45 @@ func certList(e *env, args []string) error {
 	return nil
 }
 
-// pickCert finds the certificate of the named key, or the only one.
+// pickCert finds the certificate of the key that --key names (pickKey),
+// or with no name the card's only certificate.
 func pickCert(cl *client.Client, serial, name string) (client.Certificate, error) {
 	certs, err := cl.Certificates(serial)
 	if err != nil {
 		return client.Certificate{}, err
 	}
-	var found []client.Certificate
+	if name == "" {
+		switch len(certs) {
+		case 1:
+			return certs[0], nil
+		case 0:
+			return client.Certificate{}, fmt.Errorf("card %s holds no certificate", serial)
+		}
+		return client.Certificate{}, fmt.Errorf("%w: the card holds %d certificates: choose one with --key (`tpmcard cert list` shows them)", errUsage, len(certs))
+	}
+	keys, err := listKeys(cl, serial)
+	if err != nil {
+		return client.Certificate{}, err
+	}
+	k, err := pickKey(keys, name)
+	if err != nil {
+		return client.Certificate{}, err
+	}
 	for _, c := range certs {
-		if name == "" || strings.EqualFold(hex.EncodeToString(c.KeyID), name) || c.Label == name {
-			found = append(found, c)
+		if hex.EncodeToString(c.KeyID) == k.ID {
+			return c, nil
 		}
 	}
-	switch {
-	case len(found) == 1:
-		return found[0], nil
-	case len(found) == 0 && name == "":
-		return client.Certificate{}, fmt.Errorf("card %s holds no certificate", serial)
-	case len(found) == 0:
-		return client.Certificate{}, fmt.Errorf("card %s holds no certificate for %q: `tpmcard cert list` shows them", serial, name)
-	}
-	return client.Certificate{}, fmt.Errorf("%w: the card holds %d certificates: choose one with --key", errUsage, len(found))
+	return client.Certificate{}, fmt.Errorf("key %s (%s) has no certificate on card %s: `tpmcard cert list` shows the certificates", k.ID, k.Label, serial)
 }
 
 func certExport(e *env, args []string) error {
 	fs := flags(e, "cert export")
 	var c common
 	c.add(fs, true, false)
-	name := fs.String("key", "", "key ID (hex) or certificate label (may be left out when the card holds one certificate)")
-	out := fs.String("out", "-", "where to write it, - for standard output")
+	var name string
+	keyFlag(fs, &name, "whose certificate; may be left out when the card holds one certificate")
+	out := fs.String("out", "-", "the `FILE` to write it to, - for standard output")
 	der := fs.Bool("der", false, "write DER instead of PEM")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -326,7 +291,7 @@ func certExport(e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	ci, err := pickCert(cl, t.Serial, *name)
+	ci, err := pickCert(cl, t.Serial, name)
 	if err != nil {
 		return err
 	}
@@ -337,7 +302,8 @@ func certDelete(e *env, args []string) error {
 	fs := flags(e, "cert delete")
 	var c common
 	c.add(fs, true, false)
-	name := fs.String("key", "", "key ID (hex) or certificate label")
+	var name string
+	keyFlag(fs, &name, "whose certificate; may be left out when the card holds one certificate")
 	yes := fs.Bool("yes", false, "confirm: the certificate is removed from the card (the key stays)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -350,7 +316,7 @@ func certDelete(e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	ci, err := pickCert(cl, t.Serial, *name)
+	ci, err := pickCert(cl, t.Serial, name)
 	if err != nil {
 		return err
 	}
@@ -366,8 +332,8 @@ func certSelfSign(e *env, args []string) error {
 	var r requestCmd
 	r.c.add(fs, true, false)
 	r.rf.add(fs)
-	fs.StringVar(&r.key, "key", "", "key ID (hex) or label (may be left out when the card has one key)")
-	fs.StringVar(&r.out, "out", "", "also write the certificate (PEM) to this file, - for standard output")
+	keyFlag(fs, &r.key, oneKey)
+	fs.StringVar(&r.out, "out", "", "also write the certificate (PEM) to this `FILE`, - for standard output")
 	fs.BoolVar(&r.pinStdin, "pin-stdin", false, "read the PIN from the first line of standard input")
 	days := fs.Int("days", 365, "validity in days")
 	install := fs.Bool("install", true, "install the certificate on the card (administrators)")

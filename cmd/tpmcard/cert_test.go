@@ -139,29 +139,29 @@ func TestEnrollWithOpenSSLCA(t *testing.T) {
 		"-out", "other.csr", "-subj", "/CN=Mallory")
 	openssl(t, dir, "x509", "-req", "-in", "other.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
 		"-days", "1", "-extfile", "scl.ext", "-out", "other.pem")
-	if _, errs, code = cli(t, env, "", "cert", "import", in("other.pem")); code != 1 || !strings.Contains(errs, "not on card") {
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("other.pem")); code != 1 || !strings.Contains(errs, "not on card") {
 		t.Fatalf("another key's certificate: %d %s", code, errs)
 	}
 	// Malformed input, an oversized chain, an expired certificate.
 	os.WriteFile(in("garbage.pem"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o644)
-	if _, errs, code = cli(t, env, "", "cert", "import", in("garbage.pem")); code != 1 || !strings.Contains(errs, "certificate") {
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("garbage.pem")); code != 1 || !strings.Contains(errs, "certificate") {
 		t.Fatalf("garbage: %d %s", code, errs)
 	}
 	os.WriteFile(in("garbage.der"), []byte{0x30, 0x03, 0x02, 0x01}, 0o644)
-	if _, errs, code = cli(t, env, "", "cert", "import", in("garbage.der")); code != 1 || !strings.Contains(errs, "neither PEM nor") {
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("garbage.der")); code != 1 || !strings.Contains(errs, "neither PEM nor") {
 		t.Fatalf("garbage DER: %d %s", code, errs)
 	}
 	ca, _ := os.ReadFile(in("ca.pem"))
 	os.WriteFile(in("big.pem"), []byte(strings.Repeat(string(ca), 9)), 0o644)
-	if _, errs, code = cli(t, env, "", "cert", "import", in("cert.pem"), "--chain", in("big.pem")); code != 1 || !strings.Contains(errs, "limit") {
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("cert.pem"), "--chain", in("big.pem")); code != 1 || !strings.Contains(errs, "limit") {
 		t.Fatalf("oversized chain: %d %s", code, errs)
 	}
-	if _, errs, code = cli(t, env, "", "cert", "import", in("cert.pem"), "--chain", in("other.pem")); code != 1 || !strings.Contains(errs, "does not chain") {
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("cert.pem"), "--chain", in("other.pem")); code != 1 || !strings.Contains(errs, "does not chain") {
 		t.Fatalf("wrong chain: %d %s", code, errs)
 	}
 	openssl(t, dir, "x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
 		"-days", "-1", "-extfile", "scl.ext", "-out", "expired.pem")
-	if _, errs, code = cli(t, env, "", "cert", "import", in("expired.pem")); code != 1 || !strings.Contains(errs, "expired") {
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("expired.pem")); code != 1 || !strings.Contains(errs, "expired") {
 		t.Fatalf("expired: %d %s", code, errs)
 	}
 	after, _, _ := cli(t, env, "", "cert", "list", "--json")
@@ -173,7 +173,7 @@ func TestEnrollWithOpenSSLCA(t *testing.T) {
 	os.WriteFile(in("plain.ext"), []byte("keyUsage=critical,keyEncipherment\n"), 0o644)
 	openssl(t, dir, "x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
 		"-days", "1", "-extfile", "plain.ext", "-out", "plain.pem")
-	if _, errs, code = cli(t, env, "", "cert", "import", in("plain.pem")); code != 0 ||
+	if _, errs, code = cli(t, env, "", "cert", "import", "--in", in("plain.pem")); code != 0 ||
 		!strings.Contains(errs, "digitalSignature") || !strings.Contains(errs, "extended key usage") {
 		t.Fatalf("no EKU: %d %s", code, errs)
 	}

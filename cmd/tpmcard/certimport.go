@@ -62,38 +62,21 @@ func certImport(e *env, args []string) error {
 	fs := flags(e, "cert import")
 	var ia importArgs
 	ia.c.add(fs, true, false)
-	fs.StringVar(&ia.chain, "chain", "", "the issuing CA's certificates (PEM), to check the certificate against")
+	fs.StringVar(&ia.chain, "chain", "", "a `FILE` of the issuing CA's certificates (PEM), to check the certificate against")
 	fs.StringVar(&ia.label, "label", "", "certificate label (default: its key's label)")
-	fs.StringVar(&ia.template, "template", "smartcard-logon", "profile whose key usage and EKUs to expect: smartcard-logon, client-auth, email or none")
+	fs.StringVar(&ia.template, "template", x509req.DefaultTemplate, "the template whose key usage and EKUs to expect: smartcard-logon, client-auth, email or none")
 	fs.BoolVar(&ia.allowExpired, "allow-expired", false, "install an expired certificate all the same")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
+	fs.StringVar(&ia.file, "in", "", "the certificate `FILE` (PEM, the leaf first, or DER), - for standard input")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errShown, err)
 	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: give one certificate file: tpmcard cert import FILE [flags]", errUsage)
+	if fs.NArg() > 0 || ia.file == "" {
+		return fmt.Errorf("%w: name the certificate with --in FILE: tpmcard cert import --in FILE [flags]", errUsage)
 	}
-	ia.file = pos[0]
 	return ia.run(e)
-}
-
-// parseInterspersed parses flags before and after positional arguments
-// ("cert import FILE --chain CA").
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", errShown, err)
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 func (ia *importArgs) run(e *env) error {
@@ -101,11 +84,15 @@ func (ia *importArgs) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	b, err := readFile(ia.file)
+	b, err := readInput(e, ia.file)
 	if err != nil {
 		return err
 	}
-	certs, err := parseCerts(b, ia.file)
+	what := ia.file
+	if what == "-" {
+		what = "standard input"
+	}
+	certs, err := parseCerts(b, what)
 	if err != nil {
 		return err
 	}
@@ -136,12 +123,12 @@ func (ia *importArgs) run(e *env) error {
 	case now.After(leaf.NotAfter) && !ia.allowExpired:
 		return fmt.Errorf("the certificate expired on %s: nothing was installed (--allow-expired installs it all the same)", leaf.NotAfter.UTC().Format(time.DateOnly))
 	case now.After(leaf.NotAfter):
-		fmt.Fprintf(e.stderr, "tpmcard: warning: the certificate expired on %s\n", leaf.NotAfter.UTC().Format(time.DateOnly))
+		warn(e, "the certificate expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly))
 	case now.Before(leaf.NotBefore):
-		fmt.Fprintf(e.stderr, "tpmcard: warning: the certificate is not valid before %s\n", leaf.NotBefore.UTC().Format(time.RFC3339))
+		warn(e, "the certificate is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	for _, w := range x509req.UsageWarnings(leaf, tmpl) {
-		fmt.Fprintln(e.stderr, "tpmcard: warning: "+w)
+		warn(e, "%s", w)
 	}
 	if len(chain) > 0 {
 		if err := x509req.VerifyChain(leaf, chain); err != nil {

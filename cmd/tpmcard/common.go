@@ -20,9 +20,9 @@ type common struct {
 }
 
 func (c *common) add(fs *flag.FlagSet, card, js bool) {
-	fs.StringVar(&c.socket, "socket", client.SocketPath(), "the service's socket")
+	fs.StringVar(&c.socket, "socket", client.SocketPath(), "the service's socket `PATH` ($"+client.SocketEnv+", else "+client.DefaultSocket+")")
 	if card {
-		fs.StringVar(&c.card, "card", "", "card serial or label (may be left out when there is one card)")
+		fs.StringVar(&c.card, "card", "", "the card: its `SERIAL` or label (may be left out when there is one card)")
 	}
 	if js {
 		fs.BoolVar(&c.json, "json", false, "print JSON")
@@ -58,7 +58,21 @@ func (c *common) open() (*client.Client, wire.TokenInfo, error) {
 	return cl, t, nil
 }
 
-// openKey is open, then the card's key named by hex ID or label (or its
+// keyFlag defines --key, which names a card key the same way in every
+// command: by its ID, a prefix of the ID, or its label (pickKey).
+// note follows in parentheses when not empty.
+func keyFlag(fs *flag.FlagSet, p *string, note string) {
+	usage := "the card key: its `ID` (hex), a prefix of the ID, or its label"
+	if note != "" {
+		usage += " (" + note + ")"
+	}
+	fs.StringVar(p, "key", "", usage)
+}
+
+// oneKey is keyFlag's note for a command that takes the card's only key.
+const oneKey = "may be left out when the card has one key"
+
+// openKey is open, then the card's key named as --key names it (or its
 // only key).
 func (c *common) openKey(name string) (*client.Client, wire.TokenInfo, keyView, error) {
 	cl, t, err := c.open()
@@ -97,6 +111,18 @@ func (c *common) pick(cl *client.Client) (wire.TokenInfo, error) {
 		return wire.TokenInfo{}, wire.NewError(wire.CardNotFound, "no card "+c.card)
 	}
 	return wire.TokenInfo{}, fmt.Errorf("%w: there are %d cards: choose one with --card", errUsage, len(found))
+}
+
+// warn tells the user something on standard error, never standard output,
+// so that --json output stays parseable.
+func warn(e *env, format string, a ...any) {
+	fmt.Fprintf(e.stderr, "tpmcard: warning: "+format+"\n", a...)
+}
+
+// softwareTPM is the warning of every command that shows a card or TPM
+// without hardware protection.
+func softwareTPM(e *env) {
+	fmt.Fprintln(e.stderr, "tpmcard: WARNING: the service runs on a software TPM: keys are NOT hardware-protected")
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 func init() {
@@ -14,15 +16,19 @@ func enroll(e *env, args []string) error {
 	fs := flags(e, "enroll")
 	var r requestCmd
 	r.add(fs)
-	alg := fs.String("alg", "ecdsa-p256", "algorithm of the key generated when the card has none: ecdsa-p256, ecdsa-p384, rsa-2048 or rsa-3072")
-	imp := fs.String("import", "", "finish an enrollment: install this issued certificate (PEM or DER)")
-	chain := fs.String("chain", "", "with --import: the issuing CA's certificates, to check the certificate against")
+	algName := fs.String("alg", string(tpmcard.ECDSAP256), "algorithm of the key generated when the card has none: "+algorithms())
+	imp := fs.String("import", "", "finish an enrollment: install the issued certificate in this `FILE` (PEM or DER)")
+	chain := fs.String("chain", "", "with --import: a `FILE` of the issuing CA's certificates, to check the certificate against")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *imp != "" {
 		ia := importArgs{c: r.c, file: *imp, chain: *chain, template: r.rf.template}
 		return ia.run(e)
+	}
+	alg, err := parseAlg(*algName)
+	if err != nil {
+		return err
 	}
 	cl, t, err := r.c.open()
 	if err != nil {
@@ -44,8 +50,8 @@ func enroll(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "generating a %s key in the TPM\n", *alg)
-		_, _, err = cl.GenerateKeyPair(sess, *alg, "enrollment", nil, nil)
+		fmt.Fprintf(e.stderr, "generating a %s key in the TPM\n", alg)
+		_, _, err = cl.GenerateKeyPair(sess, string(alg), "enrollment", nil, nil)
 		cl.CloseSession(sess)
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"github.com/tpmcard/tpmcard/service/client"
 	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -78,33 +79,58 @@ func listKeys(cl *client.Client, serial string) ([]keyView, error) {
 	return keys, nil
 }
 
-// pickKey finds the key named by hex ID or label, or the only one.
+// pickKey finds the key that name names: the key whose ID (hex, any
+// case) or label it is; else the one key whose ID it begins; with no name,
+// the card's only key.
 func pickKey(keys []keyView, name string) (keyView, error) {
-	var found []keyView
+	if name == "" {
+		switch len(keys) {
+		case 1:
+			return keys[0], nil
+		case 0:
+			return keyView{}, errors.New("the card has no key yet: an administrator generates one with `tpmcard key generate`")
+		}
+		return keyView{}, fmt.Errorf("%w: the card has %d keys: choose one with --key (its ID, an ID prefix or its label; `tpmcard key list` shows them)", errUsage, len(keys))
+	}
+	var exact, prefix []keyView
+	id := strings.ToLower(name)
 	for _, k := range keys {
-		if name == "" || strings.EqualFold(k.ID, name) || k.Label == name {
-			found = append(found, k)
+		switch {
+		case k.ID == id || k.Label == name:
+			exact = append(exact, k)
+		case strings.HasPrefix(k.ID, id):
+			prefix = append(prefix, k)
 		}
 	}
-	switch {
-	case len(found) == 1:
-		return found[0], nil
-	case len(found) == 0 && name == "":
-		return keyView{}, errors.New("the card has no key yet: an administrator generates one with `tpmcard key generate`")
-	case len(found) == 0:
-		return keyView{}, wire.NewError(wire.KeyNotFound, "no key "+name)
+	found := exact
+	if len(found) == 0 {
+		found = prefix
 	}
-	return keyView{}, fmt.Errorf("%w: the card has %d keys: choose one with --key", errUsage, len(found))
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return keyView{}, fmt.Errorf("the card has no key %q: `tpmcard key list` shows its keys (--key takes an ID, an ID prefix or a label)", name)
+	}
+	ids := make([]string, len(found))
+	for i, k := range found {
+		ids[i] = k.ID
+	}
+	return keyView{}, fmt.Errorf("%w: --key %q names %d keys (%s): give the whole ID", errUsage, name, len(found), strings.Join(ids, ", "))
 }
 
 func keyGenerate(e *env, args []string) error {
 	fs := flags(e, "key generate")
 	var c common
 	c.add(fs, true, true)
-	alg := fs.String("alg", "ecdsa-p256", "ecdsa-p256, ecdsa-p384, rsa-2048 or rsa-3072")
+	algName := fs.String("alg", string(tpmcard.ECDSAP256), "key algorithm: "+algorithms()+" (p256, p384, ec and rsa name them too)")
 	label := fs.String("label", "", "key label")
-	idHex := fs.String("id", "", "key ID in hex (default: SHA-1 of the EC point or RSA modulus, as NSS and OpenSC compute it)")
+	idHex := fs.String("id", "", "the key's ID in `HEX` (default: SHA-1 of the EC point or RSA modulus, as NSS and OpenSC compute it)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	alg, err := parseAlg(*algName)
+	if err != nil {
 		return err
 	}
 	id, err := hex.DecodeString(*idHex)
@@ -125,9 +151,9 @@ func keyGenerate(e *env, args []string) error {
 	}
 	start := time.Now()
 	progress := func(p wire.Progress) {
-		fmt.Fprintf(e.stderr, "\rgenerating %s in the TPM: %d%% (%s)", *alg, p.Percent, time.Since(start).Round(time.Second))
+		fmt.Fprintf(e.stderr, "\rgenerating %s in the TPM: %d%% (%s)", alg, p.Percent, time.Since(start).Round(time.Second))
 	}
-	pubHandle, _, err := cl.GenerateKeyPair(sess, *alg, *label, id, progress)
+	pubHandle, _, err := cl.GenerateKeyPair(sess, string(alg), *label, id, progress)
 	if time.Since(start) > time.Second {
 		fmt.Fprintln(e.stderr)
 	}
@@ -188,15 +214,16 @@ func keyDelete(e *env, args []string) error {
 	fs := flags(e, "key delete")
 	var c common
 	c.add(fs, true, false)
-	name := fs.String("key", "", "key ID (hex) or label")
+	var name string
+	keyFlag(fs, &name, "")
 	yes := fs.Bool("yes", false, "confirm: the key is destroyed for good")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *name == "" || !*yes {
+	if name == "" || !*yes {
 		return fmt.Errorf("%w: deleting a key needs --key and --yes: it cannot be recovered", errUsage)
 	}
-	cl, t, k, err := c.openKey(*name)
+	cl, t, k, err := c.openKey(name)
 	if err != nil {
 		return err
 	}
@@ -224,33 +251,38 @@ func keyExport(e *env, args []string) error {
 	fs := flags(e, "key export")
 	var c common
 	c.add(fs, true, false)
-	name := fs.String("key", "", "key ID (hex) or label (may be left out when the card has one key)")
-	format := fs.String("format", "pem", "pem (SubjectPublicKeyInfo) or ssh (an authorized_keys line)")
+	var name string
+	keyFlag(fs, &name, oneKey)
+	formatName := fs.String("format", formatPEM, "pem (SubjectPublicKeyInfo) or ssh (an OpenSSH authorized_keys line; openssh names it too)")
+	out := fs.String("out", "-", "the `FILE` to write it to, - for standard output")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cl, t, k, err := c.openKey(*name)
+	format, err := parseKeyFormat(*formatName)
+	if err != nil {
+		return err
+	}
+	cl, t, k, err := c.openKey(name)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	switch *format {
-	case "pem":
+	var b []byte
+	switch format {
+	case formatPEM:
 		der, err := x509.MarshalPKIXPublicKey(k.Public)
 		if err != nil {
 			return err
 		}
-		return pem.Encode(e.stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	case "ssh":
+		b = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	case formatSSH:
 		pub, err := ssh.NewPublicKey(k.Public)
 		if err != nil {
 			return err
 		}
-		line := bytes.TrimRight(ssh.MarshalAuthorizedKey(pub), "\n")
 		// The comment names the card and the key (its hex ID, shortened
 		// to 8 digits when longer; a chosen ID may be shorter).
-		_, err = fmt.Fprintf(e.stdout, "%s tpmcard-%s-%s\n", line, t.Serial, k.ID[:min(8, len(k.ID))])
-		return err
+		b = fmt.Appendf(bytes.TrimRight(ssh.MarshalAuthorizedKey(pub), "\n"), " tpmcard-%s-%s\n", t.Serial, k.ID[:min(8, len(k.ID))])
 	}
-	return fmt.Errorf("%w: --format %q: want pem or ssh", errUsage, *format)
+	return writeOut(e, *out, "", b, true)
 }

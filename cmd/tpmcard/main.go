@@ -11,6 +11,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/tpmcard/tpmcard/service/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,16 +50,25 @@ func register(group, name, summary string, run func(e *env, args []string) error
 }
 
 func init() {
-	register("", "version", "print the version", func(e *env, _ []string) error {
-		fmt.Fprintln(e.stdout, "tpmcard", version)
-		return nil
-	})
+	register("", "version", "print the version (also tpmcard --version)", printVersion)
+}
+
+func printVersion(e *env, args []string) error {
+	fs := flags(e, "version")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "tpmcard", version)
+	return nil
 }
 
 func run(e *env, args []string) error {
 	if len(args) == 0 {
 		usage(e.stderr)
 		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return printVersion(e, args[1:])
 	}
 	if isHelp(args[0]) {
 		if len(args) == 1 {
@@ -113,7 +124,7 @@ func usage(w io.Writer) {
 			fmt.Fprintf(w, "  %-22s %s\n", strings.TrimSpace(g+" "+n), commands[g][n].summary)
 		}
 	}
-	fmt.Fprintln(w, "\nThe service's socket is $TPMCARD_SOCKET, or /run/tpmcard/tpmcard.sock.")
+	fmt.Fprintf(w, "\nThe service's socket is $%s, or %s.\n", client.SocketEnv, client.DefaultSocket)
 }
 
 // groupUsage lists a group's commands, each with its synopsis and an
@@ -140,7 +151,7 @@ func names(g string) []string {
 var examples = map[string]string{
 	"admin keygen":      "tpmcard admin keygen --out fleet-admin.key",
 	"admin challenge":   "tpmcard admin challenge",
-	"admin respond":     "tpmcard admin respond --key fleet-admin.key --challenge TEXT",
+	"admin respond":     "tpmcard admin respond --admin-key fleet-admin.key --challenge TEXT",
 	"admin unblock":     "tpmcard admin unblock --response TEXT --new-pin-stdin",
 	"attest verify":     "tpmcard attest verify --statement key.att --nonce 00112233",
 	"card create":       "sudo tpmcard card create --label \"$(hostname)\"",
@@ -149,7 +160,7 @@ var examples = map[string]string{
 	"card destroy":      "sudo tpmcard card destroy --card SERIAL",
 	"card owner":        "sudo tpmcard card owner --card SERIAL alice:staff",
 	"cert request":      "tpmcard cert request --subject CN=alice --out alice.csr",
-	"cert import":       "sudo tpmcard cert import alice.pem",
+	"cert import":       "sudo tpmcard cert import --in alice.pem",
 	"cert list":         "tpmcard cert list",
 	"cert export":       "tpmcard cert export --key KEY-ID",
 	"cert delete":       "sudo tpmcard cert delete --key KEY-ID",

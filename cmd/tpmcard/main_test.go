@@ -289,12 +289,12 @@ func TestNonAdminIsDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	as := asNobody(setpriv, env)
-	if out, code := as("card", "list", "--json"); code != 0 {
-		t.Fatalf("card list as nobody: %d %s", code, out)
+	if out, errs, code := as("card", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("card list as nobody: %d %s %s", code, out, errs)
 	}
-	out, code := as("card", "create")
-	if code == 0 || !strings.Contains(out, "permission denied") {
-		t.Fatalf("card create as nobody: %d %q", code, out)
+	_, errs, code := as("card", "create")
+	if code == 0 || !strings.Contains(errs, "permission denied") {
+		t.Fatalf("card create as nobody: %d %q", code, errs)
 	}
 }
 
@@ -422,17 +422,20 @@ func TestSSHExportOfShortID(t *testing.T) {
 }
 
 // asNobody runs the CLI as uid and gid 65534 with no supplementary groups
-// (through setpriv) and returns its combined output and exit status.
-func asNobody(setpriv string, env []string) func(args ...string) (string, int) {
-	return func(args ...string) (string, int) {
+// (through setpriv) and returns its standard output, its standard error
+// and its exit status.
+func asNobody(setpriv string, env []string) func(args ...string) (string, string, int) {
+	return func(args ...string) (string, string, int) {
 		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", cliBin}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
+			return out.String(), errb.String(), ee.ExitCode()
 		}
-		return string(out), 0
+		return out.String(), errb.String(), 0
 	}
 }
 

@@ -83,13 +83,13 @@ func TestCardOwner(t *testing.T) {
 		t.Fatalf("card create: %d %s %s", code, out, errs)
 	}
 	rootSerial := strings.Fields(out)[1]
-	if out, code := nobody("card", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+	if out, _, code := nobody("card", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("nobody lists root's card: %d %s", code, out)
 	}
-	if out, code := nobody("card", "status", "--card", rootSerial); code == 0 || !strings.Contains(out, "no such card") {
+	if _, out, code := nobody("card", "status", "--card", rootSerial); code == 0 || !strings.Contains(out, "no such card") {
 		t.Fatalf("nobody reads root's card status: %d %s", code, out)
 	}
-	if out, code := nobody("pin", "unblock", "--card", rootSerial, "--puk-stdin", "--new-pin-stdin"); code == 0 {
+	if _, out, code := nobody("pin", "unblock", "--card", rootSerial, "--puk-stdin", "--new-pin-stdin"); code == 0 {
 		t.Fatalf("nobody unblocks root's card: %d %s", code, out)
 	}
 
@@ -99,13 +99,13 @@ func TestCardOwner(t *testing.T) {
 		t.Fatalf("card create through sudo: %d %s %s", code, out, errs)
 	}
 	serial := strings.Fields(out)[1]
-	out, code = nobody("card", "list", "--json")
+	out, errs, code = nobody("card", "list", "--json")
 	var cards []cardView
 	if err := json.Unmarshal([]byte(out), &cards); code != 0 || err != nil || len(cards) != 1 || cards[0].Serial != serial ||
 		cards[0].Owner == nil || cards[0].Owner.UID != 65534 {
-		t.Fatalf("nobody lists its card: %d %s", code, out)
+		t.Fatalf("nobody lists its card: %d %s %s", code, out, errs)
 	}
-	if out, code := nobody("card", "owner", "--card", serial, "nobody"); code == 0 || !strings.Contains(out, "permission denied") {
+	if _, out, code := nobody("card", "owner", "--card", serial, "nobody"); code == 0 || !strings.Contains(out, "permission denied") {
 		t.Fatalf("the owner changes the owner: %d %s", code, out)
 	}
 
@@ -114,7 +114,7 @@ func TestCardOwner(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "uid 0") || !strings.Contains(out, "gid 0") {
 		t.Fatalf("card owner: %d %s %s", code, out, errs)
 	}
-	if out, _ := nobody("card", "list", "--json"); strings.TrimSpace(out) != "[]" {
+	if out, _, _ := nobody("card", "list", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Fatalf("nobody still lists the card it no longer owns: %s", out)
 	}
 	if out, _, code = cli(t, env, "", "card", "owner", "--card", serial, "--admins-only"); code != 0 {

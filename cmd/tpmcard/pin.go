@@ -42,7 +42,7 @@ func pinChange(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "PIN of card %s changed\n", t.Serial)
 	if warning != "" {
-		fmt.Fprintln(e.stderr, "tpmcard: warning: "+warning)
+		warn(e, "%s", warning)
 	}
 	return nil
 }

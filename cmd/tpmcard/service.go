@@ -62,24 +62,24 @@ type Config struct {
 }
 
 func defaultConfig() Config {
-	return Config{TPM: "device", StateDir: tpmcard.DefaultStateDir, Socket: client.DefaultSocket, LogLevel: "info", LogFormat: "json"}
+	return Config{TPM: string(backend.Device), StateDir: tpmcard.DefaultStateDir, Socket: client.DefaultSocket, LogLevel: "info", LogFormat: "json"}
 }
 
 // loadConfig reads the config file (optional when it is the default one)
 // and then applies the flags the user set.
 func loadConfig(e *env, name string, args []string) (Config, string, error) {
-	cfg := defaultConfig()
+	cfg, def := defaultConfig(), defaultConfig()
 	fs := flags(e, name)
 	file := fs.String("config", DefaultConfigFile, "config file (JSON); flags override it")
 	var f Config
-	fs.StringVar(&f.TPM, "tpm", "", "TPM backend: device[:PATH], swtpm:HOST:PORT or sim (default device)")
-	fs.StringVar(&f.StateDir, "state-dir", "", "state directory (default "+tpmcard.DefaultStateDir+")")
-	fs.StringVar(&f.Socket, "socket", "", "socket path (default "+client.DefaultSocket+")")
+	fs.StringVar(&f.TPM, "tpm", "", tpmUsage+" (default "+def.TPM+")")
+	fs.StringVar(&f.StateDir, "state-dir", "", "state directory (default "+def.StateDir+")")
+	fs.StringVar(&f.Socket, "socket", "", "socket path (default "+def.Socket+")")
 	fs.StringVar(&f.CardGroup, "card-group", "", "group allowed to use cards (default: everyone)")
 	fs.StringVar(&f.AdminGroup, "admin-group", "", "group allowed to administer cards, besides root")
 	fs.StringVar(&f.OwnerAuth, "owner-auth-file", "", "file holding the TPM owner password (default: empty password)")
-	fs.StringVar(&f.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
-	fs.StringVar(&f.LogFormat, "log-format", "", "json or console (default json)")
+	fs.StringVar(&f.LogLevel, "log-level", "", "debug, info, warn or error (default "+def.LogLevel+")")
+	fs.StringVar(&f.LogFormat, "log-format", "", "json or console (default "+def.LogFormat+")")
 	fs.IntVar(&f.MaxConns, "max-connections", 0, fmt.Sprintf("most simultaneous clients; an eighth of them is kept for administrators (default %d)", server.DefaultMaxConns))
 	fs.IntVar(&f.MaxConnsPerUser, "max-connections-per-user", 0, fmt.Sprintf("most simultaneous clients of one user, administrators excepted (default %d)", server.DefaultMaxConnsPerUser))
 	fs.StringVar(&f.IdleTimeout, "idle-timeout", "", fmt.Sprintf("close a connection that holds no session after this long without a request, or never (default %v)", server.DefaultIdleTimeout))
@@ -141,8 +141,8 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 	if cfg.MaxConns < 0 || cfg.MaxConnsPerUser < 0 {
 		return cfg, "", fmt.Errorf("%w: connection limits must not be negative", errUsage)
 	}
-	if _, err := backend.Parse(cfg.TPM); err != nil {
-		return cfg, "", fmt.Errorf("%w: %v", errUsage, err)
+	if _, cfg.TPM, err = parseTPM(cfg.TPM); err != nil {
+		return cfg, "", err
 	}
 	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil || cfg.LogLevel == "" {
 		return cfg, "", fmt.Errorf("%w: log level %q: want debug, info, warn or error", errUsage, cfg.LogLevel)
@@ -419,6 +419,9 @@ func serviceStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !st.HardwareProtected {
+		defer softwareTPM(e)
+	}
 	if c.json {
 		return printJSON(e.stdout, statusViewOf(st, c.socket))
 	}
@@ -431,9 +434,6 @@ func serviceStatus(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "          reachable (reconnected %d times since the service started)\n", st.TPMReconnects)
 	}
 	fmt.Fprintf(e.stdout, "cards     %d\n", st.Cards)
-	if !st.HardwareProtected {
-		fmt.Fprintln(e.stdout, "WARNING: software TPM: keys are NOT hardware-protected")
-	}
 	return nil
 }
 

@@ -18,18 +18,19 @@ func sign(e *env, args []string) error {
 	fs := flags(e, "sign")
 	var c common
 	c.add(fs, true, false)
-	name := fs.String("key", "", "key ID (hex) or label (may be left out when the card has one key)")
-	in := fs.String("in", "-", "file to sign, - for standard input")
-	out := fs.String("out", "-", "where to write the signature (ECDSA: ASN.1 DER; RSA: raw), - for standard output")
-	hashName := fs.String("hash", "sha256", "sha256, sha384 or sha512")
+	var name string
+	keyFlag(fs, &name, oneKey)
+	in := fs.String("in", "-", "the `FILE` to sign, - for standard input")
+	out := fs.String("out", "-", "the `FILE` to write the signature (ECDSA: ASN.1 DER; RSA: raw) to, - for standard output")
+	hashName := fs.String("hash", "sha256", "sha256, sha384 or sha512 (sha-256 … name them too)")
 	pss := fs.Bool("pss", false, "RSA keys: sign with PSS instead of PKCS#1 v1.5")
 	pinStdin := fs.Bool("pin-stdin", false, "read the PIN from the first line of standard input (the data then follows, or comes from --in)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	h, ok := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}[*hashName]
-	if !ok {
-		return fmt.Errorf("%w: --hash %q: want sha256, sha384 or sha512", errUsage, *hashName)
+	h, err := parseHash(*hashName)
+	if err != nil {
+		return err
 	}
 	sec := newSecrets(e)
 	pin, err := sec.get("PIN", *pinStdin, false)
@@ -50,7 +51,7 @@ func sign(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading the data to sign: %w", err)
 	}
-	cl, t, k, err := c.openKey(*name)
+	cl, t, k, err := c.openKey(name)
 	if err != nil {
 		return err
 	}

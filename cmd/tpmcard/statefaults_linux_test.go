@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/tpmcard/tpmcard/tpmcard"
 	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
@@ -121,7 +122,7 @@ func TestFullStateDirThroughService(t *testing.T) {
 		}{
 			{"card create", pin + "\n", []string{"card", "create", "--label", "c", "--pin-stdin"}},
 			{"key generate", "", []string{"key", "generate", "--card", "a"}},
-			{"pin change", defaultPIN + "\nnew full PIN 2\n", []string{"pin", "change", "--card", "b", "--pin-stdin", "--new-pin-stdin"}},
+			{"pin change", tpmcard.DefaultPIN + "\nnew full PIN 2\n", []string{"pin", "change", "--card", "b", "--pin-stdin", "--new-pin-stdin"}},
 			{"pin unblock", puk + "\nnew full PIN 3\n", []string{"pin", "unblock", "--card", "a", "--puk-stdin", "--new-pin-stdin"}},
 		} {
 			_, errs, code := cli(t, env, c.stdin, c.args...)
@@ -149,7 +150,7 @@ func TestFullStateDirThroughService(t *testing.T) {
 		free()
 		mustCLI(t, env, pin+"\n", "card", "create", "--label", "c", "--pin-stdin")
 		mustCLI(t, env, "", "key", "generate", "--card", "a")
-		mustCLI(t, env, defaultPIN+"\nnew full PIN 2\n", "pin", "change", "--card", "b", "--pin-stdin", "--new-pin-stdin")
+		mustCLI(t, env, tpmcard.DefaultPIN+"\nnew full PIN 2\n", "pin", "change", "--card", "b", "--pin-stdin", "--new-pin-stdin")
 		mustCLI(t, env, puk+"\nnew full PIN 3\n", "pin", "unblock", "--card", "a", "--puk-stdin", "--new-pin-stdin")
 		if sw != nil {
 			stop()

@@ -14,14 +14,14 @@ func init() {
 
 func tpmInfo(e *env, args []string) error {
 	fs := flags(e, "tpm info")
-	spec := fs.String("tpm", "device", "TPM backend: device[:PATH], swtpm:HOST:PORT or sim")
+	spec := fs.String("tpm", string(backend.Device), tpmUsage)
 	js := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sp, err := backend.Parse(*spec)
+	sp, _, err := parseTPM(*spec)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	tpm, err := backend.Open(sp)
 	if err != nil {
@@ -47,6 +47,9 @@ func tpmInfo(e *env, args []string) error {
 			algs = append(algs, string(a))
 		}
 	}
+	if !sp.HardwareProtected() {
+		defer fmt.Fprintln(e.stderr, "tpmcard: WARNING: software TPM: keys are NOT hardware-protected")
+	}
 	if *js {
 		return printJSON(e.stdout, struct {
 			Backend           string   `json:"backend"`
@@ -63,8 +66,5 @@ func tpmInfo(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "TPM        %s\nbackend    %s\nkeys       %s\ncurves     %s\nRSA        %v\nhashes     %s\n",
 		caps, sp, strings.Join(algs, ", "), strings.Join(caps.Curves, ", "), caps.RSAKeySizes, strings.Join(caps.Hashes, ", "))
-	if !sp.HardwareProtected() {
-		fmt.Fprintln(e.stdout, "WARNING: software TPM: keys are NOT hardware-protected")
-	}
 	return nil
 }

@@ -50,12 +50,12 @@ func systemdUnit(cfg Config, exe string, args []string) string {
 	w("CapabilityBoundingSet=")
 	switch spec.Kind {
 	case backend.Device:
-		path := spec.Path
-		if path == "" {
-			path = "/dev/tpmrm0"
-		}
+		// spec.Path is the device backend.Parse names (the kernel's
+		// resource manager unless --tpm device:PATH says otherwise).
 		w("DevicePolicy=closed")
-		w("DeviceAllow=%s rw", path)
+		if spec.Path != "" {
+			w("DeviceAllow=%s rw", spec.Path)
+		}
 		w("PrivateNetwork=true")
 		w("RestrictAddressFamilies=AF_UNIX")
 	case backend.SWTPM:
