@@ -53,11 +53,6 @@ func (c *conn) findCerts(serial string, template []wire.Attribute, hs []uint64) 
 	return hs, nil
 }
 
-func certMatches(ci tpmcard.CertInfo, template []wire.Attribute) bool {
-	boolean := func(t uint64) bool { return isBool(t) || t == p11.CKATrusted }
-	return templateMatches(template, boolean, func(t uint64) ([]byte, wire.Status) { return certAttribute(ci, t) })
-}
-
 // certAttribute returns one attribute of an X.509 certificate object.
 func certAttribute(ci tpmcard.CertInfo, t uint64) ([]byte, wire.Status) {
 	cert := ci.Certificate
