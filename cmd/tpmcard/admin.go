@@ -54,7 +54,7 @@ func adminKeygen(e *env, args []string) error {
 	defer clear(private)
 	clear(der)
 	if *encrypt {
-		pass, err := newSecrets(e).get("passphrase", *passStdin, !*passStdin)
+		pass, err := newSecrets(e).get("passphrase", "--passphrase-stdin", *passStdin, !*passStdin)
 		if err != nil {
 			return err
 		}
@@ -132,7 +132,7 @@ func loadAdminKey(e *env, path string, passStdin bool) (*ecdsa.PrivateKey, error
 	}
 	defer clear(b)
 	if bytes.HasPrefix(bytes.TrimSpace(b), []byte(armor.Header)) {
-		pass, err := newSecrets(e).get("passphrase of "+path, passStdin, false)
+		pass, err := newSecrets(e).get("passphrase of "+path, "--passphrase-stdin", passStdin, false)
 		if err != nil {
 			return nil, err
 		}
@@ -201,9 +201,9 @@ func adminRespond(e *env, args []string) error {
 	keyFile := fs.String("admin-key", "", "the admin private key `FILE` (made by tpmcard admin keygen)")
 	text := fs.String("challenge", "", "the challenge `TEXT` the user read out")
 	passStdin := fs.Bool("passphrase-stdin", false, "read the key's passphrase from standard input")
-	module := fs.String("pkcs11-module", "", "take the admin key from this PKCS#11 module (an HSM or hardware token) instead of a file")
-	token := fs.String("pkcs11-token", "", "label of the token holding the admin key")
-	keyLabel := fs.String("pkcs11-key", "", "label of the admin key on the token")
+	module := fs.String("pkcs11-module", "", "take the admin key from the PKCS#11 module at `PATH` (an HSM or hardware token) instead of a file")
+	token := fs.String("pkcs11-token", "", "the `LABEL` of the token holding the admin key")
+	keyLabel := fs.String("pkcs11-key", "", "the `LABEL` of the admin key on the token")
 	pinStdin := fs.Bool("pin-stdin", false, "read the token's PIN from standard input")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -217,7 +217,7 @@ func adminRespond(e *env, args []string) error {
 	}
 	var key crypto.Signer
 	if *module != "" {
-		pin, err := newSecrets(e).get("token PIN", *pinStdin, false)
+		pin, err := newSecrets(e).get("token PIN", "--pin-stdin", *pinStdin, false)
 		if err != nil {
 			return err
 		}
@@ -253,7 +253,7 @@ func adminUnblock(e *env, args []string) error {
 	if *response == "" {
 		return fmt.Errorf("%w: --response TEXT is required", errUsage)
 	}
-	newPIN, err := newSecrets(e).get("new PIN", *newStdin, true)
+	newPIN, err := newSecrets(e).get("new PIN", "--new-pin-stdin", *newStdin, true)
 	if err != nil {
 		return err
 	}

@@ -72,13 +72,13 @@ func cardCreate(e *env, args []string) error {
 	p.AdminsOnly = *adminsOnly
 	sec := newSecrets(e)
 	if *pinStdin {
-		if p.PIN, err = sec.get("PIN", true, false); err != nil {
+		if p.PIN, err = sec.get("PIN", "--pin-stdin", true, false); err != nil {
 			return err
 		}
 		defer p.PIN.Wipe()
 	}
 	if *pukStdin {
-		if p.PUK, err = sec.get("PUK", true, false); err != nil {
+		if p.PUK, err = sec.get("PUK", "--puk-stdin", true, false); err != nil {
 			return err
 		}
 		defer p.PUK.Wipe()

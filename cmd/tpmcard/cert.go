@@ -101,7 +101,7 @@ func (r *requestFlags) build(e *env, pub crypto.PublicKey) (*x509req.Contents, e
 
 // cardSigner logs in to the card and returns a signer for the key.
 func cardSigner(e *env, cl *client.Client, serial string, k keyView, pinStdin bool) (*client.Signer, error) {
-	pin, err := newSecrets(e).get("PIN", pinStdin, false)
+	pin, err := newSecrets(e).get("PIN", "--pin-stdin", pinStdin, false)
 	if err != nil {
 		return nil, err
 	}

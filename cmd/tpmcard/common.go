@@ -20,7 +20,7 @@ type common struct {
 }
 
 func (c *common) add(fs *flag.FlagSet, card, js bool) {
-	fs.StringVar(&c.socket, "socket", client.SocketPath(), "the service's socket `PATH` ($"+client.SocketEnv+", else "+client.DefaultSocket+")")
+	fs.StringVar(&c.socket, "socket", client.SocketPath(), "the service's socket `PATH` (the default is $"+client.SocketEnv+" when it is set)")
 	if card {
 		fs.StringVar(&c.card, "card", "", "the card: its `SERIAL` or label (may be left out when there is one card)")
 	}

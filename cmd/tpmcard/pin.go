@@ -17,12 +17,12 @@ func pinChange(e *env, args []string) error {
 		return err
 	}
 	sec := newSecrets(e)
-	oldPIN, err := sec.get("current PIN", *oldStdin, false)
+	oldPIN, err := sec.get("current PIN", "--pin-stdin", *oldStdin, false)
 	if err != nil {
 		return err
 	}
 	defer oldPIN.Wipe()
-	newPIN, err := sec.get("new PIN", *newStdin, true)
+	newPIN, err := sec.get("new PIN", "--new-pin-stdin", *newStdin, true)
 	if err != nil {
 		return err
 	}
@@ -57,12 +57,12 @@ func pinUnblock(e *env, args []string) error {
 		return err
 	}
 	sec := newSecrets(e)
-	puk, err := sec.get("PUK", *pukStdin, false)
+	puk, err := sec.get("PUK", "--puk-stdin", *pukStdin, false)
 	if err != nil {
 		return err
 	}
 	defer puk.Wipe()
-	newPIN, err := sec.get("new PIN", *newStdin, true)
+	newPIN, err := sec.get("new PIN", "--new-pin-stdin", *newStdin, true)
 	if err != nil {
 		return err
 	}

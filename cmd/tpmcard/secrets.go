@@ -23,14 +23,15 @@ type secrets struct {
 func newSecrets(e *env) *secrets { return &secrets{e: e} }
 
 // get returns one secret. what names it in prompts and errors ("PIN",
-// "new PIN", "PUK"); confirm asks twice on a terminal.
-func (s *secrets) get(what string, fromStdin, confirm bool) (secret.Secret, error) {
+// "new PIN", "PUK"), flag is the flag that reads it from standard input;
+// confirm asks twice on a terminal.
+func (s *secrets) get(what, flag string, fromStdin, confirm bool) (secret.Secret, error) {
 	if fromStdin {
 		return s.line(what)
 	}
 	f, ok := s.e.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil, fmt.Errorf("%w: no terminal to ask for the %s: pass it on standard input with the matching --*-stdin flag", errUsage, what)
+		return nil, fmt.Errorf("%w: no terminal to ask for the %s: pass it on standard input with %s", errUsage, what, flag)
 	}
 	v, err := s.prompt(f, "Enter "+what+": ")
 	if err != nil || !confirm {

@@ -128,9 +128,9 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 			return
 		}
 		v := fl.Value.String()
-		if fl.Name == "state-dir" || fl.Name == "socket" || fl.Name == "owner-auth-file" {
+		if p := pathOf(&cfg, fl.Name); p != nil {
 			if abs, err := filepath.Abs(v); err == nil {
-				v = abs
+				v, *p = abs, abs
 			}
 		}
 		cfg.flags = append(cfg.flags, "--"+fl.Name+"="+v)
@@ -151,6 +151,21 @@ func loadConfig(e *env, name string, args []string) (Config, string, error) {
 		return cfg, "", fmt.Errorf("%w: log format %q: want json or console", errUsage, cfg.LogFormat)
 	}
 	return cfg, *file, nil
+}
+
+// pathOf is the Config field of a flag that names a path, nil for other
+// flags: a relative path on the command line is made absolute, in the
+// configuration and in the flags an installed service runs with.
+func pathOf(cfg *Config, flag string) *string {
+	switch flag {
+	case "state-dir":
+		return &cfg.StateDir
+	case "socket":
+		return &cfg.Socket
+	case "owner-auth-file":
+		return &cfg.OwnerAuth
+	}
+	return nil
 }
 
 // idleTimeout reads IdleTimeout for server.Config: 0 is the default, a

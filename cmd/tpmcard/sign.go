@@ -32,30 +32,34 @@ func sign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sec := newSecrets(e)
-	pin, err := sec.get("PIN", *pinStdin, false)
-	if err != nil {
-		return err
-	}
-	defer pin.Wipe()
+	// A file to sign is read first, and the key found before the PIN is
+	// asked for: a mistake in either costs no PIN.
 	var data []byte
-	if *in == "-" {
-		r := io.Reader(e.stdin)
-		if sec.in != nil {
-			r = sec.in // what follows the PIN line
+	if *in != "-" {
+		if data, err = os.ReadFile(*in); err != nil {
+			return fmt.Errorf("reading the data to sign: %w", err)
 		}
-		data, err = io.ReadAll(r)
-	} else {
-		data, err = os.ReadFile(*in)
-	}
-	if err != nil {
-		return fmt.Errorf("reading the data to sign: %w", err)
 	}
 	cl, t, k, err := c.openKey(name)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	sec := newSecrets(e)
+	pin, err := sec.get("PIN", "--pin-stdin", *pinStdin, false)
+	if err != nil {
+		return err
+	}
+	defer pin.Wipe()
+	if *in == "-" {
+		r := io.Reader(e.stdin)
+		if sec.in != nil {
+			r = sec.in // what follows the PIN line
+		}
+		if data, err = io.ReadAll(r); err != nil {
+			return fmt.Errorf("reading the data to sign: %w", err)
+		}
+	}
 	sess, err := cl.OpenSession(t.Serial, false)
 	if err != nil {
 		return err

@@ -30,10 +30,16 @@ func systemdUnit(cfg Config, exe string, args []string) string {
 	w("ExecStart=%s", execStart)
 	w("Restart=on-failure")
 	w("RestartSec=5")
-	w("RuntimeDirectory=%s", filepath.Base(filepath.Dir(cfg.Socket)))
-	w("RuntimeDirectoryMode=0755")
-	w("StateDirectory=%s", strings.TrimPrefix(cfg.StateDir, "/var/lib/"))
-	w("StateDirectoryMode=0700")
+	// systemd makes the runtime and state directories when they are its
+	// own (under /run and /var/lib); others must exist.
+	if d, ok := strings.CutPrefix(filepath.Dir(cfg.Socket), "/run/"); ok {
+		w("RuntimeDirectory=%s", d)
+		w("RuntimeDirectoryMode=0755")
+	}
+	if d, ok := strings.CutPrefix(cfg.StateDir, "/var/lib/"); ok {
+		w("StateDirectory=%s", d)
+		w("StateDirectoryMode=0700")
+	}
 	w("ProtectSystem=strict")
 	w("ReadWritePaths=%s %s", cfg.StateDir, filepath.Dir(cfg.Socket))
 	w("ProtectHome=true")
