@@ -13,8 +13,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 	"time"
+
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
 // The CLI is tested as users run it: the built binary, against the service
@@ -169,112 +170,6 @@ func TestDemoScript(t *testing.T) {
 	}
 }
 
-func TestCardCommands(t *testing.T) {
-	env := startService(t)
-	out, _, code := cli(t, env, "", "card", "list", "--json")
-	if code != 0 || strings.TrimSpace(out) != "[]" {
-		t.Fatalf("card list on an empty service: %d %q", code, out)
-	}
-	out, errs, code := cli(t, env, "", "card", "create", "--label", "cli", "--json")
-	if code != 0 {
-		t.Fatalf("card create: %d %s", code, errs)
-	}
-	var created struct{ Serial, PUK string }
-	if err := json.Unmarshal([]byte(out), &created); err != nil || len(created.Serial) != 16 || len(created.PUK) != 16 {
-		t.Fatalf("card create --json: %q (%v)", out, err)
-	}
-
-	// The default PIN must change; a wrong current PIN is counted.
-	_, errs, code = cli(t, env, "not the PIN\nanother PIN 99\n", "pin", "change", "--pin-stdin", "--new-pin-stdin")
-	if code != 3 || !strings.Contains(errs, "tpmcard: PIN incorrect: 4 tries left") {
-		t.Fatalf("pin change with a wrong PIN: %d %q", code, errs)
-	}
-	_, errs, code = cli(t, env, "12345678\nshort\n", "pin", "change", "--pin-stdin", "--new-pin-stdin")
-	if code == 0 || !strings.Contains(errs, "new PIN is refused") {
-		t.Fatalf("pin change to a short PIN: %d %q", code, errs)
-	}
-	if _, errs, code = cli(t, env, "12345678\nchanged PIN 77\n", "pin", "change", "--pin-stdin", "--new-pin-stdin"); code != 0 {
-		t.Fatalf("pin change: %d %s", code, errs)
-	}
-
-	for _, alg := range []string{"ecdsa-p384", "rsa-2048"} {
-		if _, errs, code = cli(t, env, "", "key", "generate", "--alg", alg, "--label", alg); code != 0 {
-			t.Fatalf("key generate %s: %d %s", alg, code, errs)
-		}
-	}
-	out, _, _ = cli(t, env, "", "key", "list", "--json")
-	var keys []keyView
-	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 2 {
-		t.Fatalf("key list --json: %q (%v)", out, err)
-	}
-	_, errs, code = cli(t, env, "changed PIN 77\n", "sign", "--pin-stdin", "--in", "/dev/null")
-	if code != 2 || !strings.Contains(errs, "choose one with --key") {
-		t.Fatalf("sign with two keys and no --key: %d %q", code, errs)
-	}
-	for _, k := range keys {
-		sig, errs, code := cli(t, env, "changed PIN 77\nhello\n", "sign", "--pin-stdin", "--key", k.Label, "--hash", "sha384")
-		if code != 0 || len(sig) < 64 {
-			t.Fatalf("sign with %s: %d %s", k.Label, code, errs)
-		}
-		pub, _, _ := cli(t, env, "", "key", "export", "--key", k.ID)
-		if !strings.HasPrefix(pub, "-----BEGIN PUBLIC KEY-----") {
-			t.Fatalf("key export: %q", pub)
-		}
-		if _, err := exec.LookPath("openssl"); err == nil {
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "pub.pem"), []byte(pub), 0o600)
-			os.WriteFile(filepath.Join(dir, "sig"), []byte(sig), 0o600)
-			os.WriteFile(filepath.Join(dir, "data"), []byte("hello\n"), 0o600)
-			if out, err := exec.Command("openssl", "dgst", "-sha384", "-verify", filepath.Join(dir, "pub.pem"),
-				"-signature", filepath.Join(dir, "sig"), filepath.Join(dir, "data")).CombinedOutput(); err != nil {
-				t.Fatalf("openssl verify (%s): %v %s", k.Algorithm, err, out)
-			}
-		}
-	}
-	ssh, _, code := cli(t, env, "", "key", "export", "--key", "ecdsa-p384", "--format", "ssh")
-	if code != 0 || !strings.HasPrefix(ssh, "ecdsa-sha2-nistp384 ") {
-		t.Fatalf("ssh export: %q", ssh)
-	}
-
-	// Destroying needs --yes.
-	if _, errs, code = cli(t, env, "", "card", "destroy", "--card", created.Serial); code != 2 || !strings.Contains(errs, "--yes") {
-		t.Fatalf("destroy without --yes: %d %q", code, errs)
-	}
-	if _, errs, code = cli(t, env, "", "card", "destroy", "--card", created.Serial, "--yes"); code != 0 {
-		t.Fatalf("destroy: %d %s", code, errs)
-	}
-	if _, errs, code = cli(t, env, "", "card", "status", "--card", created.Serial); code == 0 || !strings.Contains(errs, "no such card") {
-		t.Fatalf("status of a destroyed card: %d %q", code, errs)
-	}
-}
-
-func TestErrorsSayWhatToDo(t *testing.T) {
-	env := []string{"TPMCARD_SOCKET=" + filepath.Join(t.TempDir(), "none.sock")}
-	_, errs, code := cli(t, env, "", "card", "list")
-	if code != 1 || !strings.Contains(errs, "tpmcard service start") {
-		t.Fatalf("no service: %d %q", code, errs)
-	}
-	// A missing input file is not a missing service.
-	missing := filepath.Join(t.TempDir(), "no-such-file")
-	if _, errs, code = cli(t, env, "some PIN\n", "sign", "--pin-stdin", "--in", missing); code != 1 ||
-		!strings.Contains(errs, missing) || strings.Contains(errs, "service") {
-		t.Fatalf("missing input file: %d %q", code, errs)
-	}
-	if _, errs, code = cli(t, nil, "", "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
-		t.Fatalf("unknown command: %d %q", code, errs)
-	}
-	if _, errs, code = cli(t, nil, "", "card", "list", "--bogus"); code != 2 || !strings.Contains(errs, "flag provided but not defined") {
-		t.Fatalf("bad flag: %d %q", code, errs)
-	}
-	if _, errs, code = cli(t, env, "", "pin", "change", "--pin-stdin", "--new-pin-stdin"); code != 2 || !strings.Contains(errs, "standard input ended") {
-		t.Fatalf("missing PIN lines: %d %q", code, errs)
-	}
-	if _, errs, code = cli(t, nil, "", "service", "run", "--tpm", "device:/nonexistent/tpmrm0", "--config", "/dev/null",
-		"--socket", filepath.Join(t.TempDir(), "s"), "--state-dir", t.TempDir()); code != 1 || !strings.Contains(errs, "--tpm sim") {
-		t.Fatalf("service without a TPM: %d %q", code, errs)
-	}
-}
-
 // A user outside the admin group may list cards but not create one.
 func TestNonAdminIsDenied(t *testing.T) {
 	if os.Getuid() != 0 {
@@ -295,46 +190,6 @@ func TestNonAdminIsDenied(t *testing.T) {
 	_, errs, code := as("card", "create")
 	if code == 0 || !strings.Contains(errs, "permission denied") {
 		t.Fatalf("card create as nobody: %d %q", code, errs)
-	}
-}
-
-func TestSystemdUnit(t *testing.T) {
-	for _, tc := range []struct {
-		tpm  string
-		want []string
-		not  []string
-	}{
-		{"device", []string{"ProtectSystem=strict", "DeviceAllow=/dev/tpmrm0 rw", "PrivateNetwork=true", "NoNewPrivileges=true", "PrivateTmp=true", "StateDirectory=tpmcard", "RuntimeDirectory=tpmcard"}, []string{"AF_INET"}},
-		{"swtpm:127.0.0.1:2321", []string{"ProtectSystem=strict", "AF_INET", "PrivateDevices=true"}, []string{"PrivateNetwork", "DeviceAllow"}},
-	} {
-		out, errs, code := cli(t, nil, "", "service", "unit", "--tpm", tc.tpm, "--config", "/dev/null")
-		if code != 0 {
-			t.Fatalf("service unit: %s", errs)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(out, w+"\n") && !strings.Contains(out, w+" ") {
-				t.Errorf("%s unit lacks %q:\n%s", tc.tpm, w, out)
-			}
-		}
-		for _, n := range tc.not {
-			if strings.Contains(out, n) {
-				t.Errorf("%s unit has %q", tc.tpm, n)
-			}
-		}
-		// The service runs with the flags the unit was made with.
-		want := "ExecStart=" + cliBin + " service run --config=/dev/null --tpm=" + tc.tpm + "\n"
-		if !strings.Contains(out, want) {
-			t.Errorf("unit does not start this binary with its flags (%q):\n%s", want, out)
-		}
-	}
-	// Flags keep their meaning: paths become absolute, and words systemd
-	// would split or expand are quoted.
-	out, errs, code := cli(t, nil, "", "service", "unit", "--config", "/dev/null", "--tpm", "device:/dev/tpm0",
-		"--state-dir", "rel dir", "--card-group", "50%")
-	wd, _ := os.Getwd()
-	if code != 0 || !strings.Contains(out, "--tpm=device:/dev/tpm0") || !strings.Contains(out, "DeviceAllow=/dev/tpm0 rw") ||
-		!strings.Contains(out, `"--state-dir=`+filepath.Join(wd, "rel dir")+`"`) || !strings.Contains(out, "--card-group=50%%") {
-		t.Errorf("service unit with a device, a relative path and a %%: %d %s\n%s", code, errs, out)
 	}
 }
 
@@ -402,22 +257,6 @@ func TestTPMInfo(t *testing.T) {
 	// The reference TPM built into the simulator has RSA-2048 but not 3072.
 	if info.Manufacturer == "" || info.HardwareProtected || strings.Join(info.CardAlgorithms, ",") != "ecdsa-p256,ecdsa-p384,rsa-2048" {
 		t.Fatalf("tpm info: %+v", info)
-	}
-}
-
-// `key export --format ssh` of a key with a short chosen ID names it by
-// that ID (it panicked cutting the ID to 8 hex digits).
-func TestSSHExportOfShortID(t *testing.T) {
-	env := startService(t)
-	if _, errs, code := cli(t, env, "short id PIN 1\n", "card", "create", "--pin-stdin"); code != 0 {
-		t.Fatalf("card create: %s", errs)
-	}
-	if _, errs, code := cli(t, env, "", "key", "generate", "--id", "01"); code != 0 {
-		t.Fatalf("key generate --id 01: %s", errs)
-	}
-	out, errs, code := cli(t, env, "", "key", "export", "--format", "ssh", "--key", "01")
-	if code != 0 || !strings.HasPrefix(out, "ecdsa-sha2-nistp256 ") || !strings.HasSuffix(strings.TrimSpace(out), "-01") {
-		t.Fatalf("key export --format ssh: exit %d, %q, %s", code, out, errs)
 	}
 }
 

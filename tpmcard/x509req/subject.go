@@ -54,7 +54,7 @@ func ParseSubject(s string) (pkix.RDNSequence, error) {
 		switch k {
 		case "C":
 			if len(v) != 2 || !isASCII(v) {
-				return nil, fmt.Errorf("C must be a two-letter country code")
+				return nil, fmt.Errorf("the country (C) must be a two-letter code, not %q", v)
 			}
 		case "DC", "E", "EMAILADDRESS":
 			if !isASCII(v) {
