@@ -3,6 +3,8 @@
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
+# The Go release go.mod requires (its "go" line), for the setup message.
+GO_VERSION  := $(shell sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' go.mod)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the build and the tests need: cgo and libcrypto for the
 # in-process TPM simulator, swtpm for the software-TPM suite, p11-kit's
@@ -48,7 +50,7 @@ all: build
 
 # setup is idempotent: it installs only what is missing.
 setup:
-	@command -v $(GO) >/dev/null || { echo "tpmcard: Go is not installed: get Go 1.25 or newer from https://go.dev/dl/" >&2; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "tpmcard: Go is not installed: get Go $(GO_VERSION) or newer from https://go.dev/dl/" >&2; exit 1; }
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
