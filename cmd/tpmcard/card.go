@@ -136,8 +136,11 @@ type cardView struct {
 	HasPUK        bool       `json:"has_puk"`
 	HasAdminKey   bool       `json:"has_admin_key"`
 	Owner         *ownerView `json:"owner"` // null: administrators only
-	// State is "ready", or why the card cannot be used: "lost",
-	// "altered", "outdated", "destroy incomplete", "unknown".
+	// State is what the table's STATE column says: "ready", "PIN must
+	// change", "locked" (the PUK or the admin key unblocks it),
+	// "blocked" (nothing can), or the damage that keeps the card from
+	// being used: "lost", "altered", "outdated", "destroy incomplete",
+	// "unknown".
 	State string `json:"state"`
 	// Damage is State for a card that cannot be used, "" for a ready one.
 	Damage string    `json:"-"`
@@ -145,15 +148,19 @@ type cardView struct {
 }
 
 func viewOf(t wire.TokenInfo) cardView {
-	return cardView{
+	v := cardView{
 		Serial: t.Serial, Label: t.Label,
 		PINTriesLeft: t.PINTriesLeft, PINTries: t.PINTriesMax, PUKTriesLeft: t.PUKTriesLeft, PUKTries: t.PUKTriesMax,
-		PINLocked: t.Flags&wire.FlagUserPINLocked != 0, PUKLocked: t.Flags&wire.FlagSOPINLocked != 0,
+		// A card without a PUK has no SO PIN to lock: PKCS#11 shows
+		// it locked (no SO login can succeed), the CLI says it has none.
+		PINLocked: t.Flags&wire.FlagUserPINLocked != 0, PUKLocked: t.HasPUK && t.Flags&wire.FlagSOPINLocked != 0,
 		PINMustChange: t.Flags&wire.FlagUserPINToBeChanged != 0,
 		MinPINLength:  t.MinPINLen, MaxPINLength: t.MaxPINLen, Simulated: t.Simulated,
 		HasPUK: t.HasPUK, HasAdminKey: t.HasAdminKey, Owner: ownerViewOf(t.Owner),
-		State: t.State.String(), Damage: damageOf(t.State),
+		Damage: damageOf(t.State),
 	}
+	v.State = v.state()
+	return v
 }
 
 func damageOf(s wire.CardState) string {
@@ -240,7 +247,7 @@ func cardList(e *env, args []string) error {
 	for _, v := range views {
 		unknown := v.countersUnknown()
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Serial, v.Label, tries(v.PINTriesLeft, v.PINTries, unknown),
-			tries(v.PUKTriesLeft, v.PUKTries, unknown), v.state(), v.Owner)
+			tries(v.PUKTriesLeft, v.PUKTries, unknown), v.State, v.Owner)
 	}
 	return tw.Flush()
 }
@@ -267,7 +274,7 @@ func cardStatus(e *env, args []string) error {
 	if c.json {
 		return printJSON(e.stdout, v)
 	}
-	fmt.Fprintf(e.stdout, "card      %s (%s)\nstate     %s\n", v.Serial, v.Label, v.state())
+	fmt.Fprintf(e.stdout, "card      %s (%s)\nstate     %s\n", v.Serial, v.Label, v.State)
 	if a := v.advice(); a != "" {
 		fmt.Fprintf(e.stdout, "          %s\n", a)
 	}
