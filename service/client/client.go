@@ -26,10 +26,10 @@ import (
 
 // DefaultSocket is where the service listens unless TPMCARD_SOCKET says
 // otherwise.
-const DefaultSocket = "/run/tpmcard/tpmcard.sock"
+const DefaultSocket = wire.DefaultSocket
 
 // SocketEnv names the environment variable that overrides DefaultSocket.
-const SocketEnv = "TPMCARD_SOCKET"
+const SocketEnv = wire.SocketEnv
 
 // SocketPath returns the socket the client dials by default: $TPMCARD_SOCKET
 // or DefaultSocket.

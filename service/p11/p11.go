@@ -48,6 +48,11 @@ const (
 	CKAModulusBits        = 0x121
 	CKAPublicExponent     = 0x122
 	CKAPrivateExponent    = 0x123
+	CKAPrime1             = 0x124
+	CKAPrime2             = 0x125
+	CKAExponent1          = 0x126
+	CKAExponent2          = 0x127
+	CKACoefficient        = 0x128
 	CKAPublicKeyInfo      = 0x129
 	CKAExtractable        = 0x162
 	CKALocal              = 0x163

@@ -107,7 +107,7 @@ func attribute(kind objKind, k tpmcard.KeyInfo, t uint64) ([]byte, wire.Status) 
 		return boolFor(priv, false)
 
 	// Secret key material never leaves the TPM.
-	case p11.CKAValue, p11.CKAPrivateExponent, 0x124, 0x125, 0x126, 0x127, 0x128: // CKA_PRIME_1 … CKA_COEFFICIENT
+	case p11.CKAValue, p11.CKAPrivateExponent, p11.CKAPrime1, p11.CKAPrime2, p11.CKAExponent1, p11.CKAExponent2, p11.CKACoefficient:
 		if priv {
 			return nil, wire.AttributeSensitive
 		}

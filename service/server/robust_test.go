@@ -504,9 +504,3 @@ func TestHandlerPanic(t *testing.T) {
 		t.Error("the panic is not logged")
 	}
 }
-
-func TestDefaultSocketAgrees(t *testing.T) {
-	if DefaultSocket != client.DefaultSocket {
-		t.Errorf("server listens on %s by default, client dials %s", DefaultSocket, client.DefaultSocket)
-	}
-}

@@ -18,7 +18,7 @@ import (
 // Defaults for the Config's zero values. The CLI's help and the README
 // quote these numbers; a test holds them to it.
 const (
-	DefaultSocket          = "/run/tpmcard/tpmcard.sock"
+	DefaultSocket          = wire.DefaultSocket
 	DefaultMaxConns        = 256
 	DefaultMaxConnsPerUser = 16
 	DefaultIdleTimeout     = 2 * time.Minute
