@@ -102,3 +102,56 @@ func (p PINPolicy) Check(pin secret.Secret) error {
 	}
 	return nil
 }
+
+// PINUse says how often a key needs the PIN: once per login, or for every
+// signature (the PIN policy of a YubiKey's PIV slot, PKCS#11's
+// CKA_ALWAYS_AUTHENTICATE). The TPM enforces either: a key's authPolicy
+// names the proof it takes (policy.go).
+type PINUse uint8
+
+const (
+	// PINOnce: a login proves the PIN; the key signs until logout.
+	PINOnce PINUse = iota
+	// PINAlways: every signature needs a PIN proof of its own, made for
+	// that one signature (ProvePIN, SignOptions.PIN).
+	PINAlways
+)
+
+func (u PINUse) String() string {
+	switch u {
+	case PINOnce:
+		return "once"
+	case PINAlways:
+		return "always"
+	}
+	return fmt.Sprintf("PINUse(%d)", uint8(u))
+}
+
+// ParsePINUse reads "once" or "always".
+func ParsePINUse(s string) (PINUse, error) {
+	switch s {
+	case "once":
+		return PINOnce, nil
+	case "always":
+		return PINAlways, nil
+	}
+	return 0, fmt.Errorf("%w: PIN use %q: want once or always", ErrInvalidOptions, s)
+}
+
+// MarshalText writes the name ParsePINUse reads.
+func (u PINUse) MarshalText() ([]byte, error) {
+	if u > PINAlways {
+		return nil, fmt.Errorf("unknown PIN use %d", uint8(u))
+	}
+	return []byte(u.String()), nil
+}
+
+// UnmarshalText reads what MarshalText writes.
+func (u *PINUse) UnmarshalText(b []byte) error {
+	v, err := ParsePINUse(string(b))
+	if err != nil {
+		return err
+	}
+	*u = v
+	return nil
+}

@@ -15,7 +15,9 @@ import (
 //                         provision,                    (cards without one)
 //                         approved(refPINChange),
 //                         adminSet, adminReset }        (cards with an admin key)
-// each key:     PolicySecret(I)
+// each key:     PolicySecret(I)                       (PINOnce)
+//               PolicyCommandCode(Sign) +
+//               PolicySecret(I, "tpmcard sign always")  (PINAlways)
 //
 //	provision     PolicyCommandCode(NV_Write) + PolicySigned(approval key,
 //	              "tpmcard provision"): the first write, signed by the card's
@@ -65,6 +67,12 @@ const (
 	refPINChange = "tpmcard pin change"
 	refPUKChange = "tpmcard puk change"
 	refProvision = "tpmcard provision"
+	// refSignAlways is the policyRef of the PIN proof a PINAlways key
+	// takes: made for one TPM2_Sign (cpHashA) and used by it.
+	refSignAlways = "tpmcard sign always"
+	// refPINCheck is the policyRef of a PIN check that authorizes
+	// nothing (ProvePIN): no policy of a card names it.
+	refPINCheck = "tpmcard pin check"
 )
 
 type policyCalc struct{ pc *tpm2.PolicyCalculator }
@@ -84,6 +92,11 @@ func (c policyCalc) cc(code tpm2.TPMCC) policyCalc {
 
 func (c policyCalc) secret(name []byte) policyCalc {
 	must(tpm2.PolicySecret{AuthHandle: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: name}}}.Update(c.pc))
+	return c
+}
+
+func (c policyCalc) secretRef(name []byte, ref string) policyCalc {
+	must(tpm2.PolicySecret{AuthHandle: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: name}}, PolicyRef: tpm2.TPM2BNonce{Buffer: []byte(ref)}}.Update(c.pc))
 	return c
 }
 
@@ -159,8 +172,21 @@ func approvedChange(indexName []byte) []byte {
 	return newCalc().cc(tpm2.TPMCCNVChangeAuth).secret(indexName).digest()
 }
 
-// keyPolicy is every card key's authPolicy.
+// keyPolicy is the authPolicy of a card key that needs the PIN once per
+// login.
 func keyPolicy(pinName []byte) []byte { return newCalc().secret(pinName).digest() }
+
+// keyPolicyFor is a card key's authPolicy. A PINAlways key signs only
+// through TPM2_Sign, after a PolicySecret of the PIN index whose policyRef
+// no login proof carries: the proof that keeps a login's keys signing
+// (PolicySecret(I) alone) never satisfies it, and Sign makes each such
+// proof for its own command (cpHashA), so one proof is one signature.
+func keyPolicyFor(pinName []byte, use PINUse) []byte {
+	if use == PINAlways {
+		return newCalc().cc(tpm2.TPMCCSign).secretRef(pinName, refSignAlways).digest()
+	}
+	return keyPolicy(pinName)
+}
 
 // approvalDigest is what PolicyAuthorize's ticket covers:
 // aHash = H(approvedPolicy || policyRef) (Part 3 §23.16).

@@ -21,47 +21,76 @@ type SignOptions struct {
 	// PSS selects RSASSA-PSS with a salt as long as the hash (what TPMs
 	// produce); otherwise RSA keys sign PKCS#1 v1.5.
 	PSS bool
+	// PIN is the PIN proof a PINAlways key needs for this one signature
+	// (ProvePIN). Sign uses it up, whether it signs or fails; keys that
+	// need the PIN once per login refuse one.
+	PIN *PINProof
 }
 
 // Sign signs digest with a card key, after Login. It costs two TPM
 // commands, PolicySecret(PIN) and TPM2_Sign (Part 3 §20.2), or one when
-// the PIN proof is still fresh from Login. ECDSA signatures come as r||s,
-// each as long as the curve's order (the PKCS#11 encoding); RSA signatures
-// as the modulus-sized integer.
+// the PIN proof is still fresh from Login. A PINAlways key also needs
+// opts.PIN. ECDSA signatures come as r||s, each as long as the curve's
+// order (the PKCS#11 encoding); RSA signatures as the modulus-sized
+// integer.
 func (m *Manager) Sign(serial string, keyID []byte, digest []byte, opts SignOptions) ([]byte, error) {
+	defer opts.PIN.Wipe()
 	r, err := m.lockCard(serial)
 	if err != nil {
 		return nil, err
 	}
 	defer m.unlock()
-	k := r.key(keyID)
+	k := r.signingKey(keyID)
 	if k == nil {
-		return nil, fmt.Errorf("%w: card %s has no key %x", ErrKeyNotFound, serial, keyID)
+		return nil, fmt.Errorf("%w: card %s has no private key %x", ErrKeyNotFound, serial, keyID)
 	}
-	l := m.logins[serial]
+	return m.signLocked(r, keyCacheID(serial, k.ID), k, digest, opts)
+}
+
+// signLocked signs with a key of the card r, token or session key, which
+// id names in the key cache. The caller holds the lock.
+func (m *Manager) signLocked(r *record, id string, k *keyRecord, digest []byte, opts SignOptions) ([]byte, error) {
+	l := m.logins[r.Serial]
 	if l == nil {
 		return nil, ErrNotLoggedIn
 	}
 	if r.MustChange {
 		return nil, ErrPINExpired
 	}
+	switch {
+	case k.PINUse == PINAlways && opts.PIN == nil:
+		return nil, fmt.Errorf("%w: key %x needs the PIN for every signature", ErrNotLoggedIn, k.ID)
+	case k.PINUse != PINAlways && opts.PIN != nil:
+		return nil, fmt.Errorf("%w: key %x needs the PIN once per login, not a PIN proof per signature", ErrInvalidOptions, k.ID)
+	case opts.PIN != nil && opts.PIN.serial != r.Serial:
+		return nil, fmt.Errorf("%w: a PIN proof of card %s for a key of card %s", ErrInvalidOptions, opts.PIN.serial, r.Serial)
+	case opts.PIN != nil && opts.PIN.auth == nil:
+		return nil, fmt.Errorf("%w: the PIN proof was used already: key %x needs the PIN for every signature", ErrNotLoggedIn, k.ID)
+	}
 	scheme, digest, err := sigScheme(k.Algorithm, digest, opts)
 	if err != nil {
 		return nil, err
 	}
-	lk, err := m.loadKey(r, k)
+	lk, err := m.loadKeyAs(id, k)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.arm(r, l); err != nil {
-		return nil, err
-	}
-	rsp, err := tpm2.Sign{
+	cmd := tpm2.Sign{
 		KeyHandle:  tpm2.AuthHandle{Handle: lk.handle, Name: lk.name, Auth: m.sig.sess},
 		Digest:     tpm2.TPM2BDigest{Buffer: digest},
 		InScheme:   scheme,
 		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
-	}.Execute(m.tpm)
+	}
+	if opts.PIN != nil {
+		err = m.armFor(r, opts.PIN, cmd)
+	} else {
+		err = m.arm(r, l)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cmd.KeyHandle = tpm2.AuthHandle{Handle: lk.handle, Name: lk.name, Auth: m.sig.sess}
+	rsp, err := cmd.Execute(m.tpm)
 	// Success consumes the policy digest; a failure leaves it unknown.
 	m.sig.armedFor = ""
 	if err != nil {
@@ -69,8 +98,9 @@ func (m *Manager) Sign(serial string, keyID []byte, digest []byte, opts SignOpti
 		if isTPM(err, tpm2.TPMRCScheme) || isTPM(err, tpm2.TPMRCHash) {
 			return nil, fmt.Errorf("signing: %w (%v)", ErrUnsupported, err)
 		}
-		return nil, fmt.Errorf("signing with key %x: %w", keyID, busy(err))
+		return nil, fmt.Errorf("signing with key %x: %w", k.ID, busy(err))
 	}
+	m.sig.dirty = false
 	return encodeSignature(k.Algorithm, &rsp.Signature)
 }
 

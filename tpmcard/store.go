@@ -71,6 +71,14 @@ type keyRecord struct {
 	// TPM2_CertifyCreation (attest.go). Keys made before it was kept have
 	// none and cannot be attested.
 	Creation *keyCreation `json:"creation,omitempty"`
+	// PINUse is how often the key needs the PIN; its authPolicy says the
+	// same to the TPM (policy.go). Absent: once per login.
+	PINUse PINUse `json:"pin_use,omitempty"`
+	// PrivateDestroyed: the private key was destroyed and Private is
+	// empty; the public key stays until PublicDestroyed is set too, when
+	// the record goes.
+	PrivateDestroyed bool `json:"private_destroyed,omitempty"`
+	PublicDestroyed  bool `json:"public_destroyed,omitempty"`
 }
 
 type parsedKey struct {
