@@ -75,10 +75,15 @@ type Names struct {
 	Email []string // rfc822Name
 	URI   []string // uniformResourceIdentifier: absolute
 	UPN   string   // Microsoft's user principal name, otherName 1.3.6.1.4.1.311.20.2.3
+	// Principals are Kerberos principals for PKINIT, otherName
+	// id-pkinit-san (1.3.6.1.5.2.2).
+	Principals []Principal
 }
 
 // Empty reports whether there is no name at all.
-func (n Names) Empty() bool { return n.UPN == "" && len(n.DNS)+len(n.Email)+len(n.URI) == 0 }
+func (n Names) Empty() bool {
+	return n.UPN == "" && len(n.DNS)+len(n.Email)+len(n.URI)+len(n.Principals) == 0
+}
 
 // NameError is a subject alternative name that is not what its kind
 // requires.
@@ -94,7 +99,8 @@ func (e *NameError) Error() string {
 
 // Marshal encodes the GeneralNames of the subjectAltName extension, nil
 // when there is none; the UPN is otherName { type-id, [0] EXPLICIT
-// UTF8String }.
+// UTF8String }, a Kerberos principal otherName { id-pkinit-san, [0]
+// EXPLICIT KRB5PrincipalName }.
 func (n Names) Marshal() ([]byte, error) {
 	var names []asn1.RawValue
 	tagged := func(tag int, v string) {
@@ -130,6 +136,13 @@ func (n Names) Marshal() ([]byte, error) {
 			return nil, err
 		}
 		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(oid, inner...)})
+	}
+	for _, p := range n.Principals {
+		v, err := marshalPrincipal(p)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, v)
 	}
 	if len(names) == 0 {
 		return nil, nil

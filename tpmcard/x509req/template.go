@@ -34,6 +34,9 @@ var templates = []Template{
 	{Name: "smartcard-logon", KeyEnciphermentRSA: true, EKUs: []asn1.ObjectIdentifier{OIDSmartcardLogon, OIDClientAuth}},
 	{Name: "client-auth", EKUs: []asn1.ObjectIdentifier{OIDClientAuth}},
 	{Name: "email", EKUs: []asn1.ObjectIdentifier{OIDEmailProtect}},
+	// Kerberos PKINIT (RFC 4556 §3.2.4): the KDC's EKU check wants
+	// id-pkinit-KPClientAuth; the key signs, it never decrypts.
+	{Name: "pkinit", EKUs: []asn1.ObjectIdentifier{OIDPKINITClientAuth, OIDClientAuth}},
 	{Name: "none", none: true},
 }
 

@@ -306,14 +306,14 @@ func TestVerifyChain(t *testing.T) {
 }
 
 func TestLookupTemplate(t *testing.T) {
-	if got := strings.Join(TemplateNames(), ","); got != "smartcard-logon,client-auth,email,none" {
+	if got := strings.Join(TemplateNames(), ","); got != "smartcard-logon,client-auth,email,pkinit,none" {
 		t.Errorf("templates %s", got)
 	}
 	if _, err := LookupTemplate(DefaultTemplate); err != nil {
 		t.Error(err)
 	}
 	_, err := LookupTemplate("nope")
-	if err == nil || !strings.Contains(err.Error(), "smartcard-logon, client-auth, email or none") {
+	if err == nil || !strings.Contains(err.Error(), "smartcard-logon, client-auth, email, pkinit or none") {
 		t.Errorf("unknown template: %v", err)
 	}
 	// A caller's change to the EKUs is its own.
