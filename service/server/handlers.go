@@ -344,6 +344,7 @@ func (c *conn) closeSession(m *wire.CloseSession) (any, error) {
 		return nil, err
 	}
 	delete(c.sessions, m.Session)
+	c.endSession(s) // sessionkeys.go
 	if c.sessionsOn(s.serial) == 0 {
 		// PKCS#11 v2.40 §5.6: closing the application's last session on a
 		// token logs it out.
@@ -371,6 +372,7 @@ func (c *conn) closeAllSessions(m *wire.CloseAllSessions) (any, error) {
 	for id, s := range c.sessions {
 		if s.serial == serial {
 			delete(c.sessions, id)
+			c.endSession(s) // sessionkeys.go
 		}
 	}
 	c.logoutCard(serial, "all sessions closed")
@@ -451,7 +453,7 @@ func (c *conn) login(m *wire.Login) (any, error) {
 			return nil, err
 		}
 	case wire.UserContextSpecific:
-		return nil, wire.NewError(wire.OperationNotInitialized, "no key of this card needs a context-specific login")
+		return c.loginContextSpecific(s, m.PIN) // logins.go
 	default:
 		return nil, wire.Errorf(wire.UserTypeInvalid, "user type %d", m.UserType)
 	}
@@ -640,6 +642,9 @@ func expectedKeygen(a tpmcard.Algorithm) time.Duration {
 }
 
 func (c *conn) destroyObject(m *wire.DestroyObject) (any, error) {
+	if r, ok := c.objects.byHandle[m.Object]; ok && isSessionKey(r.kind) {
+		return c.destroySessionKeyObject(m) // sessionkeys.go
+	}
 	if err := c.needAdmin(wire.TypeDestroyObject); err != nil {
 		return nil, err
 	}
@@ -657,13 +662,7 @@ func (c *conn) destroyObject(m *wire.DestroyObject) (any, error) {
 	if ref.kind == objCert {
 		return c.destroyCert(s, ref) // certs.go
 	}
-	// Either object of the pair deletes the key: the TPM keeps them as one.
-	if err := c.s.m.DeleteKey(s.serial, []byte(ref.id)); err != nil {
-		return nil, err
-	}
-	c.objects.drop(ref.serial, ref.id)
-	c.log.Info().Str("card", s.serial).Hex("key_id", []byte(ref.id)).Msg("key deleted")
-	return &wire.Ack{}, nil
+	return c.destroyKeyHalf(s, m.Object, ref) // objects.go
 }
 
 // maxRandom bounds one GenerateRandom (tpmcard.Manager.Random's own limit).

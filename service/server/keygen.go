@@ -7,6 +7,7 @@ import (
 
 	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
+	"github.com/tpmcard/tpmcard/tpmcard"
 )
 
 // C_GenerateKeyPair (PKCS#11 v2.40 §5.14) from the caller's mechanism and
@@ -20,30 +21,65 @@ var (
 	derP384, _ = asn1.Marshal(oidP384)
 )
 
+// C_GenerateKeyPair makes a token key (CKA_TOKEN true), on the card, in a
+// read-write session and for administrators only, or a session key
+// (CKA_TOKEN false, PKCS#11's default), in any session of anyone who may
+// use the card, for the session alone (sessionkeys.go).
 func (c *conn) generateKeyPairTemplates(ctx context.Context, m *wire.GenerateKeyPairTemplates) (any, error) {
-	s, err := c.keygenSession(wire.TypeGenerateKeyPairTemplates, m.Session)
+	if err := c.needUser(wire.TypeGenerateKeyPairTemplates); err != nil {
+		return nil, err
+	}
+	s, err := c.session(m.Session)
 	if err != nil {
 		return nil, err
 	}
-	alg, label, id, err := keygenTemplates(m.Mechanism, m.Param, m.Public, m.Private)
+	spec, err := keygenTemplates(m.Mechanism, m.Param, m.Public, m.Private)
 	if err != nil {
 		return nil, err
 	}
-	kp, err := c.generateKeyIn(ctx, s, alg, label, id)
+	alg, err := tpmcard.ParseAlgorithm(spec.alg)
 	if err != nil {
+		return nil, wire.Errorf(wire.UnsupportedAlgorithm, "unknown key algorithm %q", spec.alg)
+	}
+	opts := tpmcard.KeyOptions{Algorithm: alg, Label: spec.label, ID: spec.id, PINUse: spec.use}
+	if !spec.token {
+		return c.generateSessionKey(ctx, s, opts)
+	}
+	if _, err := c.keygenSession(wire.TypeGenerateKeyPairTemplates, m.Session); err != nil {
 		return nil, err
 	}
-	return &wire.GeneratedKeyPair{Public: kp.Public, Private: kp.Private}, nil
+	k, err := c.s.m.GenerateKey(ctx, s.serial, opts, c.keygenProgress(alg))
+	if err != nil {
+		c.log.Warn().Str("card", s.serial).Str("algorithm", string(alg)).Err(err).Msg("key generation failed")
+		return nil, err
+	}
+	c.log.Info().Str("card", s.serial).Str("algorithm", string(alg)).Hex("key_id", k.ID).Str("label", k.Label).
+		Str("pin_use", k.PINUse.String()).Msg("key generated")
+	return &wire.GeneratedKeyPair{
+		Public:  c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPublic}),
+		Private: c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPrivate}),
+	}, nil
+}
+
+// keygenSpec is what C_GenerateKeyPair's templates ask for.
+type keygenSpec struct {
+	alg, label string
+	id         []byte
+	token      bool           // CKA_TOKEN: a token key, else a session key
+	use        tpmcard.PINUse // CKA_ALWAYS_AUTHENTICATE true: PINAlways
 }
 
 // keygenTemplates reads C_GenerateKeyPair's arguments: a mechanism of the
-// card with no parameter; every key a token key, sensitive and never extractable; the
+// card with no parameter; keys sensitive and never extractable; the
 // curve from CKA_EC_PARAMS or the size from CKA_MODULUS_BITS (exponent
 // 65537 if given) and a matching CKA_KEY_TYPE if given; CKA_LABEL and
-// CKA_ID from either template, the private one first.
-func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg, label string, id []byte, err error) {
-	fail := func(st wire.Status, msg string) (string, string, []byte, error) {
-		return "", "", nil, wire.NewError(st, msg)
+// CKA_ID from either template, the private one first. CKA_TOKEN (false
+// unless given) is the pair's: the card keeps both halves or neither, so
+// the two templates may not disagree. CKA_ALWAYS_AUTHENTICATE, in the
+// private template, asks for a key that needs the PIN for every signature.
+func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (spec keygenSpec, err error) {
+	fail := func(st wire.Status, msg string) (keygenSpec, error) {
+		return keygenSpec{}, wire.NewError(st, msg)
 	}
 	if mech != p11.CKMECKeyPairGen && mech != p11.CKMRSAPKCSKeyPairGen {
 		return fail(wire.MechanismInvalid, "not a key pair generation mechanism of the card")
@@ -52,17 +88,26 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 		return fail(wire.MechanismParamInvalid, "key pair generation takes no mechanism parameter")
 	}
 	if err := checkTemplate(priv, true, mech); err != nil {
-		return "", "", nil, err
+		return keygenSpec{}, err
 	}
 	if err := checkTemplate(pub, false, mech); err != nil {
-		return "", "", nil, err
+		return keygenSpec{}, err
+	}
+	privToken, privSays := boolAttr(priv, p11.CKAToken)
+	pubToken, pubSays := boolAttr(pub, p11.CKAToken)
+	if privSays && pubSays && privToken != pubToken {
+		return fail(wire.TemplateInconsistent, "CKA_TOKEN differs between the templates: the card makes both halves token objects or both session objects")
+	}
+	spec.token = privToken || pubToken
+	if always, _ := boolAttr(priv, p11.CKAAlwaysAuthenticate); always {
+		spec.use = tpmcard.PINAlways
 	}
 	both := append(append([]wire.Attribute(nil), priv...), pub...)
 	if v, ok := attrValue(both, p11.CKALabel); ok {
-		label = string(v)
+		spec.label = string(v)
 	}
 	if v, ok := attrValue(both, p11.CKAID); ok {
-		id = bytes.Clone(v)
+		spec.id = bytes.Clone(v)
 	}
 	keyType := uint64(p11.CKKEC)
 	switch mech {
@@ -72,11 +117,11 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 		case !ok:
 			return fail(wire.TemplateIncomplete, "CKM_EC_KEY_PAIR_GEN needs CKA_EC_PARAMS")
 		case bytes.Equal(p, derP256):
-			alg = wire.AlgECDSAP256
+			spec.alg = wire.AlgECDSAP256
 		case bytes.Equal(p, derP384):
-			alg = wire.AlgECDSAP384
+			spec.alg = wire.AlgECDSAP384
 		default:
-			return "", "", nil, &wire.StatusError{Status: wire.UnsupportedAlgorithm, TriesLeft: -1,
+			return keygenSpec{}, &wire.StatusError{Status: wire.UnsupportedAlgorithm, TriesLeft: -1,
 				Message: "the card makes P-256 and P-384 keys", RV: p11.CKRCurveNotSupported}
 		}
 	case p11.CKMRSAPKCSKeyPairGen:
@@ -89,11 +134,11 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 		case !ok:
 			return fail(wire.AttributeValueInvalid, "CKA_MODULUS_BITS is not a CK_ULONG")
 		case bits == 2048:
-			alg = wire.AlgRSA2048
+			spec.alg = wire.AlgRSA2048
 		case bits == 3072:
-			alg = wire.AlgRSA3072
+			spec.alg = wire.AlgRSA3072
 		default:
-			return "", "", nil, &wire.StatusError{Status: wire.UnsupportedAlgorithm, TriesLeft: -1,
+			return keygenSpec{}, &wire.StatusError{Status: wire.UnsupportedAlgorithm, TriesLeft: -1,
 				Message: "the card makes 2048- and 3072-bit RSA keys", RV: p11.CKRKeySizeRange}
 		}
 		if e, ok := attrValue(both, p11.CKAPublicExponent); ok && !bytes.Equal(bytes.TrimLeft(e, "\x00"), []byte{0x01, 0x00, 0x01}) {
@@ -105,7 +150,7 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 			return fail(wire.TemplateInconsistent, "CKA_KEY_TYPE does not match the mechanism")
 		}
 	}
-	return alg, label, id, nil
+	return spec, nil
 }
 
 // Templates are honoured or refused, never quietly changed (§5.14): a
@@ -119,13 +164,12 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (alg
 // to each other).
 var keyFlags = map[bool]map[uint64]bool{
 	true: { // private key
-		p11.CKAToken: true, p11.CKAPrivate: true, p11.CKASensitive: true, p11.CKAExtractable: false,
+		p11.CKAPrivate: true, p11.CKASensitive: true, p11.CKAExtractable: false,
 		p11.CKASign: true, p11.CKADecrypt: false, p11.CKAUnwrap: false, p11.CKASignRecover: false,
 		p11.CKADerive: false, p11.CKAModifiable: false, p11.CKACopyable: false, p11.CKADestroyable: true,
-		p11.CKAAlwaysAuthenticate: false,
 	},
 	false: { // public key
-		p11.CKAToken: true, p11.CKAPrivate: false, p11.CKAVerify: true, p11.CKAEncrypt: false,
+		p11.CKAPrivate: false, p11.CKAVerify: true, p11.CKAEncrypt: false,
 		p11.CKAWrap: false, p11.CKAVerifyRecover: false, p11.CKADerive: false, p11.CKAModifiable: false,
 		p11.CKACopyable: false, p11.CKADestroyable: true,
 	},
@@ -151,6 +195,17 @@ func checkTemplate(t []wire.Attribute, priv bool, mech uint64) error {
 			continue
 		}
 		switch a.Type {
+		case p11.CKAToken: // either value: keygenTemplates
+			if _, ok := wire.ParseBool(a.Value); !ok {
+				return wire.Errorf(wire.AttributeValueInvalid, "attribute %#x is a CK_BBOOL", a.Type)
+			}
+		case p11.CKAAlwaysAuthenticate:
+			if !priv {
+				return wire.Errorf(wire.AttributeInvalid, "attribute %#x cannot be set on a generated key", a.Type)
+			}
+			if _, ok := wire.ParseBool(a.Value); !ok {
+				return wire.Errorf(wire.AttributeValueInvalid, "attribute %#x is a CK_BBOOL", a.Type)
+			}
 		case p11.CKAClass:
 			if c, ok := wire.ParseULong(a.Value); !ok || c != class {
 				return wire.Errorf(wire.TemplateInconsistent, "CKA_CLASS %x in the wrong template", a.Value)
@@ -173,6 +228,17 @@ func checkTemplate(t []wire.Attribute, priv bool, mech uint64) error {
 		}
 	}
 	return nil
+}
+
+// boolAttr reads a CK_BBOOL of a template that checkTemplate passed, and
+// whether the template has it.
+func boolAttr(t []wire.Attribute, typ uint64) (v, ok bool) {
+	b, ok := attrValue(t, typ)
+	if !ok {
+		return false, false
+	}
+	v, _ = wire.ParseBool(b)
+	return v, true
 }
 
 // attrValue finds an attribute in a template.

@@ -148,8 +148,10 @@ func (l *logins) logout(c *conn, serial string) bool {
 	return user || so
 }
 
-// logoutAll logs c out of every card: the application ended.
+// logoutAll logs c out of every card: the application ended, and with it
+// its signatures in progress and its session keys (sessionkeys.go).
 func (l *logins) logoutAll(c *conn) (serials []string) {
+	c.endApplication()
 	l.mu.Lock()
 	all := make(map[string]*cardLogins, len(l.cards))
 	for s, cl := range l.cards {
@@ -162,6 +164,48 @@ func (l *logins) logoutAll(c *conn) (serials []string) {
 		}
 	}
 	return serials
+}
+
+// provePIN has the TPM check the PIN for one signature with a key that
+// needs it for every signature (tpmcard.Manager.ProvePIN), while c is
+// logged in to the card as user. A wrong or locked PIN logs every
+// application out of the card, as at loginUser.
+func (l *logins) provePIN(c *conn, serial string, pin secret.Secret) (*tpmcard.PINProof, error) {
+	cl := l.card(serial)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if _, ok := cl.users[c]; !ok {
+		return nil, wire.NewError(wire.NotLoggedIn, "not logged in: C_Login with CKU_USER first")
+	}
+	p, err := l.m.ProvePIN(serial, pin)
+	if err != nil {
+		l.failedLocked(cl, serial, err)
+		l.syncLocked(cl, serial)
+		return nil, err
+	}
+	return p, nil
+}
+
+// loginContextSpecific is C_Login(CKU_CONTEXT_SPECIFIC) (PKCS#11 v2.40
+// §5.6): the PIN again, for the signature C_SignInit began in session s
+// with a key that needs the PIN for every signature (CKA_ALWAYS_AUTHENTICATE,
+// §4.9). The TPM checks the PIN now, counted as any entry of it; the proof
+// waits in the operation for its one signature. Anywhere else the user
+// type is used wrongly: CKR_OPERATION_NOT_INITIALIZED, as §5.6 says.
+func (c *conn) loginContextSpecific(s *session, pin secret.Secret) (any, error) {
+	op := s.sign
+	if op == nil || !op.always {
+		return nil, wire.NewError(wire.OperationNotInitialized,
+			"no signature with a key that needs the PIN for every signature is in progress in this session: C_Login with CKU_CONTEXT_SPECIFIC follows C_SignInit")
+	}
+	p, err := c.s.logins.provePIN(c, s.serial, pin)
+	c.auditCredential(s.serial, "context-specific login", err)
+	if err != nil {
+		return nil, err
+	}
+	op.pin.Wipe()
+	op.pin = p
+	return &wire.Ack{}, nil
 }
 
 // withUser runs fn while c is logged in to the card as user, or returns

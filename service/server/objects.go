@@ -34,12 +34,14 @@ type objects struct {
 	next     uint64
 	finds    map[*session]*findOp // searches in progress
 	p11      p11State             // digests, verifications, session data objects (p11state.go)
+	keys     sessionKeys          // session key pairs (sessionkeys.go)
 }
 
 func (o *objects) init() {
 	o.byHandle = map[uint64]objRef{}
 	o.byRef = map[objRef]uint64{}
 	o.finds = map[*session]*findOp{}
+	o.keys.init()
 }
 
 func (o *objects) handle(r objRef) uint64 {
@@ -50,17 +52,6 @@ func (o *objects) handle(r objRef) uint64 {
 	o.byHandle[o.next] = r
 	o.byRef[r] = o.next
 	return o.next
-}
-
-// drop forgets both objects of a deleted key.
-func (o *objects) drop(serial, id string) {
-	for _, k := range []objKind{objPublic, objPrivate} {
-		r := objRef{serial: serial, id: id, kind: k}
-		if h, ok := o.byRef[r]; ok {
-			delete(o.byRef, r)
-			delete(o.byHandle, h)
-		}
-	}
 }
 
 func (o *objects) dropCard(serial string) {
@@ -92,15 +83,64 @@ func (c *conn) object(s *session, h uint64) (objRef, tpmcard.KeyInfo, error) {
 	if isData(r.kind) { // dataobj.go
 		return r, tpmcard.KeyInfo{}, c.dataVisible(s, r)
 	}
+	if isSessionKey(r.kind) { // sessionkeys.go
+		sk, err := c.sessionKeyOf(s, h, r)
+		if err != nil {
+			return objRef{}, tpmcard.KeyInfo{}, err
+		}
+		return r, sk.info, nil
+	}
 	k, err := c.s.m.Key(s.serial, []byte(r.id))
-	if errors.Is(err, tpmcard.ErrKeyNotFound) {
-		c.objects.drop(r.serial, r.id) // deleted by another connection
+	if errors.Is(err, tpmcard.ErrKeyNotFound) || (err == nil && destroyedHalf(r.kind, k)) {
+		c.objects.forget(h) // destroyed, here or by another connection
 		return objRef{}, tpmcard.KeyInfo{}, wire.Errorf(wire.ObjectNotFound, "no object %d", h)
 	}
 	if err != nil {
 		return objRef{}, tpmcard.KeyInfo{}, err
 	}
 	return r, k, nil
+}
+
+// destroyedHalf reports whether the object of kind is a half of k that
+// was destroyed (C_DestroyObject destroys one object, PKCS#11 v2.40 §5.7).
+func destroyedHalf(kind objKind, k tpmcard.KeyInfo) bool {
+	return (kind == objPrivate && k.PrivateDestroyed) || (kind == objPublic && k.PublicDestroyed)
+}
+
+// keyAttribute is attribute (attrs.go) for one half of a key: token says
+// whether it is a token object or a session object, the key's PIN use
+// gives the private half's CKA_ALWAYS_AUTHENTICATE.
+func keyAttribute(kind objKind, k tpmcard.KeyInfo, token bool, t uint64) ([]byte, wire.Status) {
+	switch t {
+	case p11.CKAToken:
+		return wire.Bool(token), wire.OK
+	case p11.CKAAlwaysAuthenticate:
+		if kind == objPrivate {
+			return wire.Bool(k.PINUse == tpmcard.PINAlways), wire.OK
+		}
+	}
+	return attribute(kind, k, t)
+}
+
+// destroyKeyHalf destroys one half of a card key (C_DestroyObject,
+// PKCS#11 v2.40 §5.7): the private key leaves the TPM's records and the
+// public key stays, or the other way round; the key leaves the card with
+// its second half. Its certificate stays (tpmcard.Manager.DeletePrivateKey).
+func (c *conn) destroyKeyHalf(s *session, h uint64, r objRef) (any, error) {
+	del, half := c.s.m.DeletePublicKey, "public"
+	if r.kind == objPrivate {
+		del, half = c.s.m.DeletePrivateKey, "private"
+	}
+	if err := del(s.serial, []byte(r.id)); err != nil {
+		if errors.Is(err, tpmcard.ErrKeyNotFound) {
+			c.objects.forget(h)
+			return nil, wire.Errorf(wire.ObjectNotFound, "no object %d", h)
+		}
+		return nil, err
+	}
+	c.objects.forget(h)
+	c.log.Info().Str("card", s.serial).Hex("key_id", []byte(r.id)).Str("object", half).Msg("key deleted")
+	return &wire.Ack{}, nil
 }
 
 func (c *conn) findObjects(m *wire.FindObjects) (any, error) {
@@ -131,7 +171,7 @@ func (c *conn) matching(s *session, template []wire.Attribute) ([]uint64, error)
 	var hs []uint64
 	for _, k := range keys {
 		for _, kind := range []objKind{objPrivate, objPublic} {
-			if kind == objPrivate && !user {
+			if kind == objPrivate && !user || destroyedHalf(kind, k) {
 				continue
 			}
 			if matches(kind, renamedKey(rs, kind, k), template) {
@@ -142,7 +182,10 @@ func (c *conn) matching(s *session, template []wire.Attribute) ([]uint64, error)
 	if hs, err = c.findCerts(s.serial, template, hs); err != nil {
 		return nil, err
 	}
-	return c.findData(s, template, hs) // dataobj.go
+	if hs, err = c.findData(s, template, hs); err != nil { // dataobj.go
+		return nil, err
+	}
+	return c.findSessionKeys(s, template, hs), nil // sessionkeys.go
 }
 
 // A search (C_FindObjectsInit … C_FindObjectsFinal, PKCS#11 v2.40 §5.8)
@@ -253,8 +296,12 @@ func (c *conn) attributesOf(s *session, h uint64) (func(uint64) ([]byte, wire.St
 	if isData(r.kind) { // dataobj.go
 		return c.dataAttributes(s, r)
 	}
+	if isSessionKey(r.kind) { // sessionkeys.go
+		half := sessionKeyHalf(r.kind)
+		return func(t uint64) ([]byte, wire.Status) { return keyAttribute(half, k, false, t) }, nil
+	}
 	k = renamedKey(c.renames(s.serial), r.kind, k) // setattr.go
-	return func(t uint64) ([]byte, wire.Status) { return attribute(r.kind, k, t) }, nil
+	return func(t uint64) ([]byte, wire.Status) { return keyAttribute(r.kind, k, true, t) }, nil
 }
 
 // getAttributeValue answers C_GetAttributeValue as PKCS#11 v2.40 §5.7
@@ -328,7 +375,12 @@ func (c *conn) getAttributeValue(m *wire.GetAttributeValue) (any, error) {
 // value (PKCS#11 v2.40 §5.8, C_FindObjectsInit). CK_BBOOL values compare by
 // truth, so a template's 0xff matches CK_TRUE.
 func matches(kind objKind, k tpmcard.KeyInfo, template []wire.Attribute) bool {
-	return templateMatches(template, isBool, func(t uint64) ([]byte, wire.Status) { return attribute(kind, k, t) })
+	return keyMatches(kind, k, true, template)
+}
+
+// keyMatches is matches for a token object (token) or a session object.
+func keyMatches(kind objKind, k tpmcard.KeyInfo, token bool, template []wire.Attribute) bool {
+	return templateMatches(template, isBool, func(t uint64) ([]byte, wire.Status) { return keyAttribute(kind, k, token, t) })
 }
 
 // templateMatches says whether an object, whose attribute values get

@@ -175,9 +175,12 @@ func TestProvisionLoginSign(t *testing.T) {
 			}
 		}
 
-		// Deleting a key is for admins; its handles then go away.
-		if err := c.DestroyObject(s, pub); err != nil {
-			t.Fatalf("DestroyObject: %v", err)
+		// Deleting a key is for admins, one object at a time; their handles
+		// then go away.
+		for _, h := range []uint64{pub, priv} {
+			if err := c.DestroyObject(s, h); err != nil {
+				t.Fatalf("DestroyObject: %v", err)
+			}
 		}
 		_, err = c.GetAttributes(s, priv, p11.CKALabel)
 		wantStatus(t, "deleted key", err, wire.ObjectNotFound)

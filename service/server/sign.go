@@ -22,8 +22,17 @@ import (
 // remembered in its session, and the next step sent with AfterInit (the
 // module has not read that reply yet) answers with its CK_RV instead of
 // touching the session's operation.
+//
+// A key that needs the PIN for every signature (CKA_ALWAYS_AUTHENTICATE,
+// PKCS#11 v2.40 §4.9) signs only after C_Login(CKU_CONTEXT_SPECIFIC)
+// between C_SignInit and the step that signs (loginContextSpecific); that
+// PIN proof serves the one signature and is wiped when the operation ends,
+// whichever way.
 type signOp struct {
 	keyID  []byte
+	sk     *tpmcard.SessionKey // a session key's, else the card's key keyID
+	always bool                // the key needs a PIN proof per signature
+	pin    *tpmcard.PINProof   // that proof, once given
 	m      mech
 	opts   tpmcard.SignOptions
 	length int       // of the signature (signatureLength)
@@ -65,7 +74,16 @@ func (c *conn) newSignOp(s *session, m *wire.SignInit) (*signOp, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.kind != objPrivate {
+	var sk *tpmcard.SessionKey
+	switch r.kind {
+	case objPrivate:
+	case objSessionPrivate:
+		skey, err := c.sessionKeyOf(s, m.Key, r)
+		if err != nil {
+			return nil, err
+		}
+		sk = skey.key
+	default:
 		// §5.11: CKR_KEY_HANDLE_INVALID (ckrv.go) for an object that
 		// is not a key that signs.
 		return nil, wire.Errorf(wire.ObjectNotFound, "object %d is not a private key", m.Key)
@@ -81,7 +99,7 @@ func (c *conn) newSignOp(s *session, m *wire.SignInit) (*signOp, error) {
 	if err != nil {
 		return nil, err
 	}
-	op := &signOp{keyID: k.ID, m: mech, opts: opts, length: n}
+	op := &signOp{keyID: k.ID, sk: sk, always: k.PINUse == tpmcard.PINAlways, m: mech, opts: opts, length: n}
 	if mech.hash != 0 {
 		op.h = mech.hash.New()
 	}
@@ -110,7 +128,7 @@ func (c *conn) continueSign(t wire.Type, id uint32, afterInit bool) (*session, *
 		return nil, nil, wire.NewError(wire.OperationNotInitialized, "no signature in progress in this session")
 	}
 	if user, _ := c.s.logins.state(c, s.serial); !user {
-		s.sign = nil
+		s.endSign()
 		return nil, nil, wire.NewError(wire.NotLoggedIn, "not logged in")
 	}
 	return s, op, nil
@@ -122,15 +140,16 @@ func (c *conn) signData(m *wire.SignData) (any, error) {
 		return nil, err
 	}
 	if op.multi {
-		s.sign = nil
+		s.endSign()
 		return nil, wire.NewError(wire.OperationActive, "C_SignUpdate began this signature: C_SignFinal ends it")
 	}
 	if r := op.lengthOnly(m.Len, m.Length); r != nil {
 		return r, nil
 	}
-	s.sign = nil
+	s.sign = nil // finishSign ends it
 	digest, opts, err := digestOf(op.m, op.opts, m.Data)
 	if err != nil {
+		op.end()
 		return nil, err
 	}
 	return c.finishSign(s, op, digest, opts)
@@ -147,7 +166,7 @@ func (c *conn) signUpdate(m *wire.SignUpdate) (any, error) {
 		return &wire.Ack{}, nil
 	}
 	if len(op.data)+len(m.Part) > maxRawDigest {
-		s.sign = nil
+		s.endSign()
 		return nil, wire.Errorf(wire.DataLenRange, "more than %d bytes to sign without hashing", maxRawDigest)
 	}
 	op.data = append(op.data, m.Part...)
@@ -162,7 +181,7 @@ func (c *conn) signFinal(m *wire.SignFinal) (any, error) {
 	if r := op.lengthOnly(m.Len, m.Length); r != nil {
 		return r, nil
 	}
-	s.sign = nil
+	s.sign = nil // finishSign ends it
 	var digest []byte
 	opts := op.opts
 	if op.h != nil {
@@ -170,6 +189,7 @@ func (c *conn) signFinal(m *wire.SignFinal) (any, error) {
 	} else {
 		digest, opts, err = digestOf(op.m, op.opts, op.data)
 		if err != nil {
+			op.end()
 			return nil, err
 		}
 	}
@@ -192,9 +212,18 @@ func (op *signOp) lengthOnly(bufLen uint64, length bool) *wire.Signed {
 
 // finishSign signs digest as Sign does, once the operation has ended.
 func (c *conn) finishSign(s *session, op *signOp, digest []byte, opts tpmcard.SignOptions) (any, error) {
+	defer op.end()
+	if op.always && op.pin == nil {
+		return nil, wire.NewError(wire.NotLoggedIn, "the key needs the PIN for every signature: C_Login with CKU_CONTEXT_SPECIFIC after C_SignInit")
+	}
+	opts.PIN, op.pin = op.pin, nil // the Manager uses it up
 	var sig []byte
 	err := c.s.logins.withUser(c, s.serial, func() (err error) {
-		sig, err = c.s.m.Sign(s.serial, op.keyID, digest, opts)
+		if op.sk != nil {
+			sig, err = c.s.m.SignSessionKey(op.sk, digest, opts)
+		} else {
+			sig, err = c.s.m.Sign(s.serial, op.keyID, digest, opts)
+		}
 		return err
 	})
 	if err != nil {
@@ -211,9 +240,23 @@ func (c *conn) finishSign(s *session, op *signOp, digest []byte, opts tpmcard.Si
 func (c *conn) endSigns(serial string) {
 	for _, s := range c.sessions {
 		if s.serial == serial {
-			s.sign = nil
+			s.endSign()
 		}
 	}
+}
+
+// endSign ends the session's signature in progress, if any.
+func (s *session) endSign() {
+	if s.sign != nil {
+		s.sign.end()
+		s.sign = nil
+	}
+}
+
+// end wipes what the operation holds of a PIN.
+func (op *signOp) end() {
+	op.pin.Wipe()
+	op.pin = nil
 }
 
 func (c *conn) seedRandom(m *wire.SeedRandom) (any, error) {
