@@ -44,6 +44,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 type requestFlags struct {
 	subject, upn, template, hash string
 	dns, email, uri, eku         listFlag
+	principal                    listFlag
 	sha1                         bool
 }
 
@@ -53,7 +54,8 @@ func (r *requestFlags) add(fs *flag.FlagSet) {
 	fs.Var(&r.email, "email", "email address for the subject alternative name (repeatable)")
 	fs.Var(&r.uri, "uri", "URI for the subject alternative name (repeatable)")
 	fs.StringVar(&r.upn, "upn", "", "Microsoft user principal name (otherName 1.3.6.1.4.1.311.20.2.3), e.g. alice@corp.example")
-	fs.StringVar(&r.template, "template", x509req.DefaultTemplate, "key usage and EKU profile: smartcard-logon, client-auth, email or none")
+	fs.Var(&r.principal, "principal", "Kerberos principal for PKINIT (otherName id-pkinit-san), e.g. alice@EXAMPLE.ORG (repeatable)")
+	fs.StringVar(&r.template, "template", x509req.DefaultTemplate, "key usage and EKU profile: smartcard-logon, client-auth, email, pkinit or none")
 	fs.Var(&r.eku, "eku", "extra extended key usage OID, dotted (repeatable)")
 	fs.StringVar(&r.hash, "hash", "sha256", "signature hash: sha256, sha384 or sha512 (sha-256 … name them too)")
 	fs.BoolVar(&r.sha1, "sha1-insecure", false, "sign with SHA-1 (INSECURE; only for CAs that still demand it)")
@@ -71,6 +73,13 @@ func (r *requestFlags) build(e *env, pub crypto.PublicKey) (*x509req.Contents, e
 		return nil, fmt.Errorf("%w: --subject: %w", errUsage, err)
 	}
 	req.Names = x509req.Names{DNS: r.dns, Email: r.email, URI: r.uri, UPN: r.upn}
+	for _, s := range r.principal {
+		p, err := x509req.ParsePrincipal(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --principal: %w", errUsage, err)
+		}
+		req.Names.Principals = append(req.Names.Principals, p)
+	}
 	if req.Hash, err = parseHash(r.hash); err != nil {
 		return nil, err
 	}
@@ -89,10 +98,15 @@ func (r *requestFlags) build(e *env, pub crypto.PublicKey) (*x509req.Contents, e
 		req.ExtraEKUs = append(req.ExtraEKUs, oid)
 	}
 	c, err := req.Build(pub)
+	if err == nil {
+		for _, w := range req.PKINITWarnings() {
+			warn(e, "%s", w)
+		}
+	}
 	var ne *x509req.NameError
 	switch {
 	case errors.Is(err, x509req.ErrNoName):
-		return nil, fmt.Errorf("%w: give a --subject or at least one subject alternative name (--dns, --email, --uri, --upn)", errUsage)
+		return nil, fmt.Errorf("%w: give a --subject or at least one subject alternative name (--dns, --email, --uri, --upn, --principal)", errUsage)
 	case errors.As(err, &ne):
 		return nil, fmt.Errorf("%w: --%s %q is not %s", errUsage, strings.ToLower(ne.Kind), ne.Value, ne.Want)
 	}

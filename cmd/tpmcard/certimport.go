@@ -64,7 +64,7 @@ func certImport(e *env, args []string) error {
 	ia.c.add(fs, true, false)
 	fs.StringVar(&ia.chain, "chain", "", "a `FILE` of the issuing CA's certificates (PEM), to check the certificate against")
 	fs.StringVar(&ia.label, "label", "", "certificate label (default: its key's label)")
-	fs.StringVar(&ia.template, "template", x509req.DefaultTemplate, "the template whose key usage and EKUs to expect: smartcard-logon, client-auth, email or none")
+	fs.StringVar(&ia.template, "template", x509req.DefaultTemplate, "the template whose key usage and EKUs to expect: smartcard-logon, client-auth, email, pkinit or none")
 	fs.BoolVar(&ia.allowExpired, "allow-expired", false, "install an expired certificate all the same")
 	fs.StringVar(&ia.file, "in", "", "the certificate `FILE` (PEM, the leaf first, or DER), - for standard input")
 	if err := fs.Parse(args); err != nil {

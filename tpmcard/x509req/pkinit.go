@@ -215,7 +215,7 @@ type otherName struct {
 func marshalPrincipal(p Principal) (asn1.RawValue, error) {
 	v, err := p.Marshal()
 	if err != nil {
-		return asn1.RawValue{}, &NameError{"Kerberos principal", p.String(), "name[/instance]@REALM in printable ASCII"}
+		return asn1.RawValue{}, &NameError{"principal", p.String(), "name[/instance]@REALM in printable ASCII"}
 	}
 	oid, _ := asn1.Marshal(OIDPKINITSAN)
 	inner, err := asn1.Marshal(explicit(0, v))
