@@ -81,18 +81,32 @@ func (m *Manager) signLocked(r *record, id string, k *keyRecord, digest []byte, 
 		InScheme:   scheme,
 		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
 	}
-	if opts.PIN != nil {
-		err = m.armFor(r, opts.PIN, cmd)
-	} else {
-		err = m.arm(r, l)
+	var rsp *tpm2.SignResponse
+	for retry := opts.PIN == nil; ; retry = false {
+		if opts.PIN != nil {
+			err = m.armFor(r, opts.PIN, cmd)
+		} else {
+			err = m.arm(r, l)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cmd.KeyHandle = tpm2.AuthHandle{Handle: lk.handle, Name: lk.name, Auth: m.sig.sess}
+		rsp, err = cmd.Execute(m.tpm)
+		// Success consumes the policy digest; a failure leaves it unknown.
+		m.sig.armedFor = ""
+		if err != nil && (isTPM(err, tpm2.TPMRCPolicyFail) || isAuthFailure(err)) {
+			// Someone else used the sign session (a TPM without a
+			// resource manager lets any client use any session): its
+			// proof is gone and its nonce moved on. A new session, and
+			// once a new proof from the login.
+			m.resetSignSession()
+			if retry {
+				continue
+			}
+		}
+		break
 	}
-	if err != nil {
-		return nil, err
-	}
-	cmd.KeyHandle = tpm2.AuthHandle{Handle: lk.handle, Name: lk.name, Auth: m.sig.sess}
-	rsp, err := cmd.Execute(m.tpm)
-	// Success consumes the policy digest; a failure leaves it unknown.
-	m.sig.armedFor = ""
 	if err != nil {
 		m.sig.dirty = true
 		if isTPM(err, tpm2.TPMRCScheme) || isTPM(err, tpm2.TPMRCHash) {
