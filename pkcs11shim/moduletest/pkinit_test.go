@@ -67,10 +67,12 @@ func needKrb5(t *testing.T) krb5Tools {
 // --principal` makes it), a test CA issues the certificate, the card holds
 // it, and kinit, given the module as its PKCS#11 identity and the PIN on
 // standard input, gets the ticket for a principal that has no password at
-// all. A wrong PIN gets no ticket and costs a try the TPM counts. RSA-2048
-// on the simulator and on swtpm; ECDSA P-256 too, where kinit signs with
-// PKCS#11 EC keys (Debian 12's krb5 1.20 does not: that subtest shows it
-// and skips).
+// all. The KDC refuses that certificate for another principal, and refuses
+// one made with the smartcard-logon template, which lacks
+// id-pkinit-KPClientAuth. A wrong PIN gets no ticket and costs a try the
+// TPM counts. RSA-2048 on the simulator and on swtpm; ECDSA P-256 too,
+// where kinit signs with PKCS#11 EC keys (Debian 12's krb5 1.20 does not:
+// that subtest shows it and skips).
 func TestKinitPKINIT(t *testing.T) {
 	tools := needKrb5(t)
 	lib := module(t)
@@ -108,37 +110,7 @@ func kinitWithCard(t *testing.T, tools krb5Tools, lib string, s *testService, al
 	// No key at all: only PKINIT can authenticate this principal.
 	kadmin("addprinc -nokey +requires_preauth " + user)
 
-	// The request, signed by the card key over the socket.
-	principal, err := x509req.ParsePrincipal(user + "@" + pkinitRealm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := x509req.LookupTemplate("pkinit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	subject, _ := x509req.ParseSubject("CN=" + user)
-	req := x509req.Request{Subject: subject, Names: x509req.Names{Principals: []x509req.Principal{principal}}, Template: tmpl}
-	cont, err := req.Build(k.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csrDER, err := x509req.CreateRequest(cardSigner(t, s, label), cont)
-	if err != nil {
-		t.Fatalf("the card signing the request: %v", err)
-	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		t.Fatalf("the request's signature: %v", err)
-	}
-	// The CA copies the request's extensions into the certificate.
-	leaf := issue(t, ca, caKey, csr.PublicKey, pkix.Name{CommonName: user}, csr.Extensions, false)
-	if _, err := s.m.ImportCertificate(s.serial, leaf.Raw, label); err != nil {
-		t.Fatalf("importing the certificate: %v", err)
-	}
+	cardCertificate(t, s, k, label, "pkinit", user, ca, caKey)
 
 	ccache := filepath.Join(dir, "ccache")
 	p11log := filepath.Join(dir, "module.log")
@@ -177,6 +149,21 @@ func kinitWithCard(t *testing.T, tools krb5Tools, lib string, s *testService, al
 	}
 	t.Logf("kinit %s: %s\n%s", alg, strings.TrimSpace(out), list)
 
+	// The KDC matches the certificate's principal: the same card, the
+	// same PIN, another principal gets no ticket.
+	other := "bob" + strings.TrimPrefix(user, "alice")
+	kadmin("addprinc -nokey +requires_preauth " + other)
+	cmd := exec.Command(tools.kinit, "-X", identity, other+"@"+pkinitRealm)
+	cmd.Env, cmd.Stdin = env, strings.NewReader(testPIN+"\n")
+	if out, err := runTimeout(cmd, time.Minute); err == nil {
+		t.Fatalf("kinit as %s with %s's certificate succeeded:\n%s", other, user, out)
+	}
+	kdcLog, _ = os.ReadFile(filepath.Join(dir, "kdc.log"))
+	if !strings.Contains(string(kdcLog), "PREAUTH_FAILED: "+other+"@"+pkinitRealm) ||
+		!strings.Contains(string(kdcLog), "Client name mismatch") {
+		t.Errorf("the KDC did not refuse %s for a name mismatch:\n%s", other, kdcLog)
+	}
+
 	// A wrong PIN: no ticket, and the TPM counts the try.
 	os.Remove(ccache)
 	if out, err := kinit("not the PIN"); err == nil {
@@ -196,6 +183,67 @@ func kinitWithCard(t *testing.T, tools krb5Tools, lib string, s *testService, al
 	if out, err := kinit(testPIN); err != nil {
 		t.Fatalf("kinit after a wrong PIN: %v\n%s", err, out)
 	}
+
+	// The principal on the smartcard-logon template, whose request warns
+	// of it, lacks id-pkinit-KPClientAuth: the KDC refuses the certificate.
+	if alg != tpmcard.RSA2048 {
+		return
+	}
+	logonLabel := label + " logon"
+	k2, err := s.m.GenerateKey(context.Background(), s.serial, tpmcard.KeyOptions{Algorithm: alg, Label: logonLabel}, nil)
+	if err != nil {
+		t.Fatalf("generating a second %s key: %v", alg, err)
+	}
+	cardCertificate(t, s, k2, logonLabel, "smartcard-logon", user, ca, caKey)
+	cmd = exec.Command(tools.kinit, "-X", "X509_user_identity=PKCS11:module_name="+lib+":certlabel="+logonLabel, user+"@"+pkinitRealm)
+	cmd.Env, cmd.Stdin = env, strings.NewReader(testPIN+"\n")
+	if out, err := runTimeout(cmd, time.Minute); err == nil {
+		t.Fatalf("kinit with a smartcard-logon certificate succeeded:\n%s", out)
+	}
+	kdcLog, _ = os.ReadFile(filepath.Join(dir, "kdc.log"))
+	if !strings.Contains(string(kdcLog), "PREAUTH_FAILED: "+user+"@"+pkinitRealm+" for krbtgt/"+pkinitRealm+"@"+pkinitRealm+", Inconsistent key purpose") {
+		t.Errorf("the KDC did not refuse the smartcard-logon certificate for its key purpose:\n%s", kdcLog)
+	}
+}
+
+// cardCertificate has the card key k sign a request made with the
+// template and the principal user@pkinitRealm, over the socket as the CLI
+// does, has the CA issue it and stores the certificate on the card,
+// labelled label.
+func cardCertificate(t *testing.T, s *testService, k tpmcard.KeyInfo, label, template, user string, ca *x509.Certificate, caKey crypto.Signer) {
+	t.Helper()
+	// The request, signed by the card key over the socket.
+	principal, err := x509req.ParsePrincipal(user + "@" + pkinitRealm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := x509req.LookupTemplate(template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := x509req.ParseSubject("CN=" + user)
+	req := x509req.Request{Subject: subject, Names: x509req.Names{Principals: []x509req.Principal{principal}}, Template: tmpl}
+	cont, err := req.Build(k.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrDER, err := x509req.CreateRequest(cardSigner(t, s, label), cont)
+	if err != nil {
+		t.Fatalf("the card signing the request: %v", err)
+	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		t.Fatalf("the request's signature: %v", err)
+	}
+	// The CA copies the request's extensions into the certificate.
+	leaf := issue(t, ca, caKey, csr.PublicKey, pkix.Name{CommonName: user}, csr.Extensions, false)
+	if _, err := s.m.ImportCertificate(s.serial, leaf.Raw, label); err != nil {
+		t.Fatalf("importing the certificate: %v", err)
+	}
+
 }
 
 // rsaOnlyKinit says whether the module's log shows a kinit that logged
