@@ -263,6 +263,7 @@ func (p *program) Start(service.Service) error {
 		MaxConnsPerUser: p.cfg.MaxConnsPerUser, IdleTimeout: idle,
 		Random: m, Version: version, TPMManufacturer: caps.Manufacturer, TPMFirmware: caps.FirmwareVersion,
 		TPMState: linkState(tpm),
+		PIVState: filepath.Join(p.cfg.StateDir, "piv.json"), // beside the card records, never in them
 	})
 	srvRef.Store(srv)
 	if err == nil {

@@ -135,6 +135,8 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 	case *wire.AdminUnblock:
 		defer m.NewPIN.Wipe()
 		return c.adminUnblock(m)
+	case wire.PIVRequest:
+		return c.pivRequest(m) // pivreaders.go
 	}
 	// A reply type sent as a request: the caller answers
 	// UnsupportedReply.

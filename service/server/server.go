@@ -89,6 +89,10 @@ type Config struct {
 	// TraceWire logs every frame at debug level, secrets redacted. The
 	// environment switch TPMCARD_DEBUG=wire turns it on too.
 	TraceWire bool
+	// PIVState is the file that says which cards sit in PIV readers and
+	// which keys in their slots (service/piv, docs/piv.md); empty leaves
+	// PIV off.
+	PIVState string
 }
 
 // TPMState is what the service knows of its TPM connection.
@@ -146,6 +150,7 @@ type Server struct {
 
 	logins logins
 	events *events
+	piv    pivReaders // pivreaders.go
 
 	// ownerGen counts owner changes: a session opened before the last
 	// one has its card's access checked again at its next use.
@@ -252,6 +257,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Warn().Str("backend", s.cfg.Backend).Msg("the TPM is simulated: keys are NOT hardware-protected")
 	}
 	s.warnOwnerless()
+	s.startPIV()
 	return nil
 }
 
@@ -397,10 +403,12 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		s.cancelBase()
+		s.stopPIV()
 		s.log.Warn().Msg("service stop: gave up waiting for requests in progress")
 		return ctx.Err()
 	}
 	s.cancelBase()
+	s.stopPIV()
 	s.log.Info().Msg("service stopped")
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("server: closing listener: %w", err)

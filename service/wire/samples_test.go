@@ -15,7 +15,7 @@ var sampleGID uint32 = 1001
 // field is non-zero, so a field lost in a round trip shows.
 func samples() map[Type]any {
 	attrs := []Attribute{{Type: 0x0, Value: []byte{3}}, {Type: 0x102, Value: []byte("id-1")}}
-	return map[Type]any{
+	s := map[Type]any{
 		TypeHello:            &Hello{Version: Version, Client: "pkcs11/1.0 ssh"},
 		TypeListCards:        &ListCards{},
 		TypeMechanisms:       &Mechanisms{Serial: "TC-0001", Slot: 0x1234_5678},
@@ -139,4 +139,8 @@ func samples() map[Type]any {
 		TypeUnsupported: &UnsupportedReply{Type: 0x7e},
 		TypeError:       &StatusError{Status: PINIncorrect, TriesLeft: 2, Message: "wrong PIN", RV: 0xa0},
 	}
+	for t, m := range pivSamples {
+		s[t] = m
+	}
+	return s
 }
