@@ -194,6 +194,13 @@ func (l *logins) provePIN(c *conn, serial string, pin secret.Secret) (*tpmcard.P
 // type is used wrongly: CKR_OPERATION_NOT_INITIALIZED, as §5.6 says.
 func (c *conn) loginContextSpecific(s *session, pin secret.Secret) (any, error) {
 	op := s.sign
+	if op == nil && s.signInitRV != nil {
+		// The module sent SignInit without reading its reply, which was a
+		// failure: to the application the operation is active, and its
+		// next step answers with that failure (sign.go). The PIN is not
+		// checked: nothing will sign with it.
+		return &wire.Ack{}, nil
+	}
 	if op == nil || !op.always {
 		return nil, wire.NewError(wire.OperationNotInitialized,
 			"no signature with a key that needs the PIN for every signature is in progress in this session: C_Login with CKU_CONTEXT_SPECIFIC follows C_SignInit")

@@ -523,6 +523,17 @@ func TestAlwaysAuthenticate(t *testing.T) {
 						}
 						return err
 					}, wire.OK},
+					{"fail/pipelined-signinit-failed", func(t *testing.T) error {
+						// The Login of an operation whose SignInit failed
+						// unseen answers CKR_OK; the next step has the
+						// SignInit's answer.
+						_, initErr, err := p.pipelined(&wire.SignInit{Mechanism: p11.CKMRSAPKCS, Key: kp.Private},
+							&wire.Login{Session: p.s, UserType: wire.UserContextSpecific, PIN: secret.FromString("not checked")})
+						wantStatus(t, "SignInit", initErr, wire.KeyTypeInconsistent)
+						wantOK(t, "context-specific login", err)
+						_, err = p.sign(d[:], bigBuffer, false, true)
+						return err
+					}, wire.KeyTypeInconsistent},
 					{"fail/context-login-without-operation", func(t *testing.T) error {
 						return p.keyLoginCS(testPIN.Clone())
 					}, wire.OperationNotInitialized},
