@@ -362,6 +362,7 @@ func TestPKCS11ToolKeygen(t *testing.T) {
 				}
 			}
 			p11(t, "--delete-object", "--type", "privkey", "--id", tc.id)
+			p11(t, "--delete-object", "--type", "pubkey", "--id", tc.id)
 			if out := p11(t, "-O"); strings.Contains(out, tc.name) {
 				t.Errorf("the key is still there after --delete-object:\n%s", out)
 			}
