@@ -237,7 +237,7 @@ func (c *conn) pivDisable(m *wire.PIVDisable) error {
 	next := s.piv.clone()
 	i := slices.IndexFunc(next.Cards, func(cs piv.CardState) bool { return cs.Serial == m.Serial })
 	if i < 0 {
-		return wire.NewError(wire.CardNotFound, fmt.Sprintf("card %s is not in a PIV reader", m.Serial))
+		return wire.NewError(wire.BadRequest, fmt.Sprintf("card %s is not in a PIV reader", m.Serial))
 	}
 	next.Cards = slices.Delete(next.Cards, i, i+1)
 	if err := s.savePIVLocked(next); err != nil {
@@ -253,7 +253,7 @@ func (c *conn) pivAssign(m *wire.PIVAssign) error {
 	next := s.piv.clone()
 	cs := next.Card(m.Serial)
 	if cs == nil {
-		return wire.NewError(wire.CardNotFound, fmt.Sprintf("card %s is not in a PIV reader: tpmcard piv enable first", m.Serial))
+		return wire.NewError(wire.BadRequest, fmt.Sprintf("card %s is not in a PIV reader: tpmcard piv enable first", m.Serial))
 	}
 	if !slices.Contains(piv.Slots, m.Slot) {
 		return wire.NewError(wire.BadRequest, fmt.Sprintf("%02x is no PIV key slot: use 9a, 9c, 9d or 9e", m.Slot))

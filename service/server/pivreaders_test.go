@@ -114,7 +114,7 @@ func TestPIVReaders(t *testing.T) {
 	if _, err := c.PIVEnable(wide, 0, true); !hasStatus(err, wire.BadRequest) || !strings.Contains(err.Error(), "--max-pin-len 8") {
 		t.Errorf("fail/enable a card with long PINs: %v", err)
 	}
-	if _, err := c.PIVAssign(serial, 0x9a, k.ID); !hasStatus(err, wire.CardNotFound) {
+	if _, err := c.PIVAssign(serial, 0x9a, k.ID); !hasStatus(err, wire.BadRequest) {
 		t.Errorf("fail/assign before enable: %v", err)
 	}
 	cards, err := c.PIVEnable(serial, v.port(), true)
