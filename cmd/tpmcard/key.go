@@ -126,12 +126,16 @@ func keyGenerate(e *env, args []string) error {
 	algName := fs.String("alg", string(tpmcard.ECDSAP256), "key algorithm: "+algorithms()+" (p256, p384, ec and rsa name them too)")
 	label := fs.String("label", "", "key label")
 	idHex := fs.String("id", "", "the key's ID in `HEX` (default: SHA-1 of the EC point or RSA modulus, as NSS and OpenSC compute it)")
+	pinPolicy := fs.String("pin-policy", "once", "when the key needs the PIN: once per login, or always, for every signature (PKCS#11 CKA_ALWAYS_AUTHENTICATE)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	alg, err := parseAlg(*algName)
 	if err != nil {
 		return err
+	}
+	if *pinPolicy != "once" && *pinPolicy != "always" {
+		return fmt.Errorf("%w: --pin-policy is once or always, not %q", errUsage, *pinPolicy)
 	}
 	id, err := hex.DecodeString(*idHex)
 	if err != nil {
@@ -153,7 +157,7 @@ func keyGenerate(e *env, args []string) error {
 	progress := func(p wire.Progress) {
 		fmt.Fprintf(e.stderr, "\rgenerating %s in the TPM: %d%% (%s)", alg, p.Percent, time.Since(start).Round(time.Second))
 	}
-	pubHandle, _, err := cl.GenerateKeyPair(sess, string(alg), *label, id, progress)
+	pubHandle, _, err := cl.GenerateKeyPairPolicy(sess, string(alg), *label, id, *pinPolicy, progress)
 	if time.Since(start) > time.Second {
 		fmt.Fprintln(e.stderr)
 	}
@@ -228,19 +232,9 @@ func keyDelete(e *env, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	sess, err := cl.OpenSession(t.Serial, true)
-	if err != nil {
-		return err
-	}
-	hs, err := cl.FindObjects(sess, wire.Attribute{Type: p11.CKAClass, Value: wire.ULong(p11.CKOPublicKey)},
-		wire.Attribute{Type: p11.CKAID, Value: mustHex(k.ID)})
-	if err != nil {
-		return err
-	}
-	if len(hs) != 1 {
-		return wire.NewError(wire.KeyNotFound, "no key "+k.ID)
-	}
-	if err := cl.DestroyObject(sess, hs[0]); err != nil {
+	// Both halves and the certificate: one DestroyObject would destroy
+	// the public key object alone.
+	if err := cl.DeleteKey(t.Serial, mustHex(k.ID)); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "key %s deleted from card %s\n", k.ID, t.Serial)

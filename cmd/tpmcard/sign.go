@@ -78,7 +78,9 @@ func sign(e *env, args []string) error {
 	if *pss {
 		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}
 	}
-	sig, err := s.Sign(nil, hh.Sum(nil), opts)
+	// A key made with --pin-policy always takes the PIN again for this
+	// signature (C_Login(CKU_CONTEXT_SPECIFIC)); others sign on the login.
+	sig, err := s.SignWithPIN(nil, hh.Sum(nil), opts, pin)
 	if err != nil {
 		return err
 	}

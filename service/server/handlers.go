@@ -114,6 +114,8 @@ func (c *conn) dispatch(ctx context.Context, msg any) (any, error) {
 		return c.createAny(m) // dataobj.go, certs.go
 	case *wire.DestroyObject:
 		return c.destroyAny(m) // dataobj.go, then destroyObject
+	case *wire.DeleteKey:
+		return c.deleteKey(m) // keys.go
 	case *wire.GenerateRandom:
 		return c.generateRandom(m)
 	case *wire.Provision:
@@ -585,6 +587,9 @@ func (c *conn) generateKeyPair(ctx context.Context, m *wire.GenerateKeyPair) (an
 	s, err := c.keygenSession(wire.TypeGenerateKeyPair, m.Session)
 	if err != nil {
 		return nil, err
+	}
+	if m.PINPolicy != "" {
+		return c.generateKeyWithPolicy(ctx, s, m) // keygen.go
 	}
 	kp, err := c.generateKeyIn(ctx, s, m.Algorithm, m.Label, m.ID)
 	if err != nil {

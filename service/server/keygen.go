@@ -48,17 +48,43 @@ func (c *conn) generateKeyPairTemplates(ctx context.Context, m *wire.GenerateKey
 	if _, err := c.keygenSession(wire.TypeGenerateKeyPairTemplates, m.Session); err != nil {
 		return nil, err
 	}
-	k, err := c.s.m.GenerateKey(ctx, s.serial, opts, c.keygenProgress(alg))
+	pub, priv, err := c.generateTokenKey(ctx, s, opts)
 	if err != nil {
-		c.log.Warn().Str("card", s.serial).Str("algorithm", string(alg)).Err(err).Msg("key generation failed")
 		return nil, err
 	}
-	c.log.Info().Str("card", s.serial).Str("algorithm", string(alg)).Hex("key_id", k.ID).Str("label", k.Label).
+	return &wire.GeneratedKeyPair{Public: pub, Private: priv}, nil
+}
+
+// generateKeyWithPolicy is GenerateKeyPair with a PIN policy (the CLI's
+// key generate --pin-policy); keygenSession has checked the session.
+func (c *conn) generateKeyWithPolicy(ctx context.Context, s *session, m *wire.GenerateKeyPair) (any, error) {
+	alg, err := tpmcard.ParseAlgorithm(m.Algorithm)
+	if err != nil {
+		return nil, wire.Errorf(wire.UnsupportedAlgorithm, "unknown key algorithm %q", m.Algorithm)
+	}
+	use, err := tpmcard.ParsePINUse(m.PINPolicy)
+	if err != nil {
+		return nil, wire.Errorf(wire.BadRequest, "PIN policy %q: once or always", m.PINPolicy)
+	}
+	pub, priv, err := c.generateTokenKey(ctx, s, tpmcard.KeyOptions{Algorithm: alg, Label: m.Label, ID: m.ID, PINUse: use})
+	if err != nil {
+		return nil, err
+	}
+	return &wire.KeyPairGenerated{Public: pub, Private: priv}, nil
+}
+
+// generateTokenKey makes a key on the session's card and returns its
+// public and private object handles.
+func (c *conn) generateTokenKey(ctx context.Context, s *session, opts tpmcard.KeyOptions) (pub, priv uint64, err error) {
+	k, err := c.s.m.GenerateKey(ctx, s.serial, opts, c.keygenProgress(opts.Algorithm))
+	if err != nil {
+		c.log.Warn().Str("card", s.serial).Str("algorithm", string(opts.Algorithm)).Err(err).Msg("key generation failed")
+		return 0, 0, err
+	}
+	c.log.Info().Str("card", s.serial).Str("algorithm", string(opts.Algorithm)).Hex("key_id", k.ID).Str("label", k.Label).
 		Str("pin_use", k.PINUse.String()).Msg("key generated")
-	return &wire.GeneratedKeyPair{
-		Public:  c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPublic}),
-		Private: c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPrivate}),
-	}, nil
+	return c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPublic}),
+		c.objects.handle(objRef{serial: s.serial, id: string(k.ID), kind: objPrivate}), nil
 }
 
 // keygenSpec is what C_GenerateKeyPair's templates ask for.

@@ -595,3 +595,31 @@ func TestAlwaysAuthenticate(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteKey: DeleteKey (the CLI's key delete) removes both halves and
+// the certificate without a login, for administrators only.
+func TestDeleteKey(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	admin := e.dial()
+	serial := e.provision(admin)
+	id := e.generate(admin, serial, wire.AlgECDSAP256)
+	p := e.p11Session(serial)
+	priv, pub := p.object(p11.CKOPrivateKey, id), p.object(p11.CKOPublicKey, id)
+	if _, err := admin.ImportCertificate(serial, certFor(t, p.public(id)), ""); err != nil {
+		t.Fatal(err)
+	}
+	user := e.dialAs(Peer{UID: 1001, GID: 1001})
+	wantStatus(t, "a card user deletes a key", user.DeleteKey(serial, id), wire.PermissionDenied)
+	wantStatus(t, "no such key", admin.DeleteKey(serial, []byte("none")), wire.KeyNotFound)
+	wantOK(t, "DeleteKey", admin.DeleteKey(serial, id))
+	for _, h := range []uint64{priv, pub} {
+		_, err := p.keyAttrs(h, p11.CKALabel)
+		wantStatus(t, "a deleted key's object", err, wire.ObjectNotFound)
+	}
+	if got := p.keyFind(wire.Attribute{Type: p11.CKAID, Value: id}); len(got) != 0 {
+		t.Fatalf("objects of the deleted key: %v", got)
+	}
+	if !strings.Contains(e.logs.String(), `"key deleted"`) {
+		t.Error("the deletion is not in the audit log")
+	}
+}

@@ -595,6 +595,9 @@ type GenerateKeyPair struct {
 	Algorithm string `cbor:"2,keyasint,omitempty"` // one of the Alg* constants
 	Label     string `cbor:"3,keyasint,omitempty"` // CKA_LABEL
 	ID        []byte `cbor:"4,keyasint,omitempty"` // CKA_ID
+	// PINPolicy is "once" (also when empty) or "always": the key needs
+	// the PIN for every signature (CKA_ALWAYS_AUTHENTICATE).
+	PINPolicy string `cbor:"5,keyasint,omitempty"`
 }
 
 // KeyPairGenerated answers GenerateKeyPair with the two object handles.

@@ -142,5 +142,8 @@ func samples() map[Type]any {
 	for t, m := range pivSamples {
 		s[t] = m
 	}
+	for t, m := range keySamples {
+		s[t] = m
+	}
 	return s
 }
