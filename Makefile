@@ -16,11 +16,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # `java File.java` needs jdk.compiler) and NSS's certutil and modutil are
 # consumers of the module too, and so is MIT krb5's kinit with PKINIT against
 # a throwaway KDC (krb5kdc, kdb5_util and kadmin.local make the realm).
+# The PIV card is tested in a private pcscd with vsmartcard's vpcd driver,
+# through OpenSC and yubico-piv-tool (service/piv/pcsctest).
 APT_PACKAGES := gcc libc6-dev pkg-config libssl-dev swtpm swtpm-tools openssl \
 	libp11-kit-dev p11-kit opensc gnutls-bin libengine-pkcs11-openssl softhsm2 \
 	openssh-client openssh-server gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
 	clang valgrind openjdk-17-jdk-headless libnss3-tools \
-	krb5-user krb5-kdc krb5-admin-server krb5-pkinit
+	krb5-user krb5-kdc krb5-admin-server krb5-pkinit \
+	pcscd vsmartcard-vpcd yubico-piv-tool
 # The suites that need a TPM run on the simulator and on swtpm; in CI a
 # missing swtpm, or a missing tool of the module tests, fails instead of skipping.
 TEST_ENV    := TPMCARD_REQUIRE_SWTPM=$(if $(CI),1,) TPMCARD_REQUIRE_TOOLS=$(if $(CI),1,)

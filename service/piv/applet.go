@@ -199,7 +199,12 @@ func (a *Applet) selectApp(c *Command) ([]byte, uint16) {
 	if len(c.Data) < 5 || len(c.Data) > len(pivAID) || !bytes.HasPrefix(pivAID, c.Data) {
 		return nil, swNotFound
 	}
-	a.chain, a.pending = nil, nil
+	// Selecting the application ends its security status, as a YubiKey
+	// does: a client that selects it (each one, on the shared reader)
+	// starts unverified, and VERIFY without data then answers the tries
+	// left (yubico-piv-tool reads them that way).
+	a.chain, a.pending, a.signedOK = nil, nil, false
+	a.card.Logout()
 	return applicationProperties(), swOK
 }
 
