@@ -3,10 +3,31 @@ package piv
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
+
+// quickACK has the next segment from vpcd acknowledged at once. vpcd
+// writes a message's length and its bytes in two writes; with Nagle's
+// algorithm on its side the second waits for the ACK of the first, which
+// Linux delays (up to 40 ms) hoping to send it with an answer: every
+// APDU waited that long. TCP_QUICKACK (tcp(7)) is not sticky, so it is
+// set again after each answer.
+func quickACK(rw io.ReadWriter) {
+	tc, ok := rw.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	if rc, err := tc.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+		})
+	}
+}
 
 // CheckListener refuses to connect to a vpcd port that a process other
 // than root's listens on: pcscd and its vpcd driver run as root, and an

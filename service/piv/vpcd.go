@@ -163,6 +163,7 @@ func (l *Link) serve(rw io.ReadWriter) error {
 		if err := writeMessage(rw, out); err != nil {
 			return err
 		}
+		quickACK(rw)
 	}
 }
 
