@@ -123,12 +123,14 @@ test: lint module module-asan dll
 # Signatures per second and p50/p99 latency through the card (PolicySecret +
 # TPM2_Sign) against the floor of one bare TPM2_Sign on the same TPM, then
 # through the service and the PKCS#11 module (beside SoftHSM2), and 10,000
-# forked children calling the module.
+# forked children calling the module; and the PIV card through OpenSC's
+# module and PC/SC against the native module, same card and TPM (root).
 bench: setup module
 	$(GO) test -run '^$$' -bench 'Sign' -benchtime 3s ./tpmcard/
 	$(GO) test -run '^$$' -bench 'Service' -benchtime 3s ./cmd/tpmcard/
 	$(MODULE_ENV) $(GO) test -run '^$$' -bench 'Sign' -benchtime 2000x ./pkcs11shim/moduletest/
 	$(MODULE_ENV) $(GO) test -run '^$$' -bench 'Fork' -benchtime 10000x ./pkcs11shim/moduletest/
+	$(MODULE_ENV) $(GO) test -run '^$$' -bench 'PIVSign' -benchtime 2000x ./service/piv/pcsctest/
 
 demo: build
 	./cmd/tpmcard/demo.sh bin/tpmcard

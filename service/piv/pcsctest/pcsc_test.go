@@ -52,7 +52,7 @@ func absent(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-func requireParts(t *testing.T) {
+func requireParts(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		absent(t, "not root: a private pcscd needs a mount namespace of its own (unshare -m)")
@@ -88,7 +88,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // freePorts finds a port whose next one is free too: vpcd takes both.
-func freePorts(t *testing.T) int {
+func freePorts(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		ln, err := net.Listen("tcp", "0.0.0.0:0")
@@ -116,7 +116,7 @@ type pcscd struct {
 	log  *lockedBuffer
 }
 
-func startPCSCD(t *testing.T) *pcscd {
+func startPCSCD(t testing.TB) *pcscd {
 	t.Helper()
 	// pcscd's socket directory is compiled in; the bind mount needs it
 	// to exist on the host, empty or not (the host's pcscd is not
@@ -168,7 +168,7 @@ func startPCSCD(t *testing.T) *pcscd {
 
 // run runs a tool against the private pcscd and returns its output and
 // whether it succeeded.
-func (p *pcscd) run(t *testing.T, name string, args ...string) (string, bool) {
+func (p *pcscd) run(t testing.TB, name string, args ...string) (string, bool) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = p.env
@@ -176,7 +176,7 @@ func (p *pcscd) run(t *testing.T, name string, args ...string) (string, bool) {
 	return string(out), err == nil
 }
 
-func (p *pcscd) must(t *testing.T, name string, args ...string) string {
+func (p *pcscd) must(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, ok := p.run(t, name, args...)
 	if !ok {
@@ -186,9 +186,9 @@ func (p *pcscd) must(t *testing.T, name string, args ...string) string {
 }
 
 // card makes a PIV-ready card on m: PINs of 6 to 8 characters, 3 tries,
-// an 8-character PUK, a P-256 and an RSA-2048 key, each with a
+// an 8-character PUK, a P-256 and (withRSA) an RSA-2048 key, each with a
 // self-signed certificate it signed in the TPM.
-func card(t *testing.T, m *tpmcard.Manager) (serial string, ec, rsa tpmcard.KeyInfo) {
+func card(t testing.TB, m *tpmcard.Manager, withRSA bool) (serial string, ec, rsa tpmcard.KeyInfo) {
 	t.Helper()
 	created, err := m.Create(tpmcard.CreateOptions{Label: "piv", PIN: secret.FromString(testPIN), PUK: secret.FromString(testPUK),
 		PINPolicy: &tpmcard.PINPolicy{MinLength: 6, MaxLength: 8}, PINTries: 3})
@@ -200,13 +200,17 @@ func card(t *testing.T, m *tpmcard.Manager) (serial string, ec, rsa tpmcard.KeyI
 	if ec, err = m.GenerateKey(ctx, serial, tpmcard.KeyOptions{Algorithm: tpmcard.ECDSAP256, Label: "login"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if rsa, err = m.GenerateKey(ctx, serial, tpmcard.KeyOptions{Algorithm: tpmcard.RSA2048, Label: "sign"}, nil); err != nil {
-		t.Fatal(err)
+	keys := []tpmcard.KeyInfo{ec}
+	if withRSA {
+		if rsa, err = m.GenerateKey(ctx, serial, tpmcard.KeyOptions{Algorithm: tpmcard.RSA2048, Label: "sign"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, rsa)
 	}
 	if err := m.Login(serial, secret.FromString(testPIN)); err != nil {
 		t.Fatal(err)
 	}
-	for i, k := range []tpmcard.KeyInfo{ec, rsa} {
+	for i, k := range keys {
 		signer, err := m.Signer(serial, k.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -226,16 +230,20 @@ func card(t *testing.T, m *tpmcard.Manager) (serial string, ec, rsa tpmcard.KeyI
 	return serial, ec, rsa
 }
 
-// TestOpenSC: a card in a PIV reader, used by OpenSC's PIV driver, its
-// PKCS#11 module and yubico-piv-tool through a real pcscd and vpcd; the
-// signatures are checked by openssl; wrong PINs cost TPM-counted tries
-// until the TPM locks the PIN, and the PUK unblocks it through OpenSC.
-func TestOpenSC(t *testing.T) {
-	requireParts(t)
-	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) { testOpenSC(t, b.TPM) })
+// rig is a card in a PIV reader of a private pcscd, served by a service
+// on its own socket.
+type rig struct {
+	pc      *pcscd
+	m       *tpmcard.Manager
+	serial  string
+	ec, rsa tpmcard.KeyInfo
+	sock    string
 }
 
-func testOpenSC(t *testing.T, tpm transport.TPM) {
+// setUp makes the card (with the RSA key in 9c when withRSA), starts the
+// service with it in a reader and waits until the reader holds it.
+func setUp(t testing.TB, tpm transport.TPM, withRSA bool) *rig {
+	t.Helper()
 	pc := startPCSCD(t)
 	stateDir := t.TempDir()
 	m, err := tpmcard.Open(tpm, tpmcard.WithStateDir(stateDir))
@@ -243,7 +251,7 @@ func testOpenSC(t *testing.T, tpm transport.TPM) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	serial, ec, rsaKey := card(t, m)
+	serial, ec, rsaKey := card(t, m, withRSA)
 
 	logs := &lockedBuffer{}
 	sock := filepath.Join(t.TempDir(), "tpmcard.sock")
@@ -279,16 +287,14 @@ func testOpenSC(t *testing.T, tpm transport.TPM) {
 	if _, err := cl.PIVAssign(serial, piv.SlotAuthentication, ec.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.PIVAssign(serial, piv.SlotSignature, rsaKey.ID); err != nil {
-		t.Fatal(err)
+	if withRSA {
+		if _, err := cl.PIVAssign(serial, piv.SlotSignature, rsaKey.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
-
-	// The card is in the first reader once its link reached vpcd.
-	reader0 := readerName + " 00 00"
-	var out string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, _ = pc.run(t, "opensc-tool", "-l")
+		out, _ := pc.run(t, "opensc-tool", "-l")
 		if strings.Contains(out, "Yes") {
 			break
 		}
@@ -297,7 +303,24 @@ func testOpenSC(t *testing.T, tpm transport.TPM) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	out = pc.must(t, "opensc-tool", "-l", "-a")
+	return &rig{pc: pc, m: m, serial: serial, ec: ec, rsa: rsaKey, sock: sock}
+}
+
+// TestOpenSC: a card in a PIV reader, used by OpenSC's PIV driver, its
+// PKCS#11 module and yubico-piv-tool through a real pcscd and vpcd; the
+// signatures are checked by openssl; wrong PINs cost TPM-counted tries
+// until the TPM locks the PIN, and the PUK unblocks it through OpenSC.
+func TestOpenSC(t *testing.T) {
+	requireParts(t)
+	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) { testOpenSC(t, b.TPM) })
+}
+
+func testOpenSC(t *testing.T, tpm transport.TPM) {
+	r := setUp(t, tpm, true)
+	pc, m, serial, ec, rsaKey := r.pc, r.m, r.serial, r.ec, r.rsa
+
+	reader0 := readerName + " 00 00"
+	out := pc.must(t, "opensc-tool", "-l", "-a")
 	atr := fmt.Sprintf("% x", piv.ATR)
 	if !strings.Contains(out, reader0) || !strings.Contains(out, strings.ReplaceAll(atr, " ", ":")) {
 		t.Errorf("opensc-tool -l -a: want %q with ATR %s:\n%s", reader0, atr, out)
