@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/tpmcard/tpmcard/service/wire"
 	"github.com/tpmcard/tpmcard/tpmcard"
 	"github.com/tpmcard/tpmcard/tpmcard/secret"
+	"github.com/tpmcard/tpmcard/tpmcard/tpmtest"
 )
 
 // fakeVPCD is vpcd's side of the link, as vsmartcard's driver speaks it.
@@ -247,5 +249,61 @@ func TestPIVCheckListener(t *testing.T) {
 	port, _ := strconv.Atoi(strings.TrimSpace(line))
 	if err := piv.CheckListener(port); err == nil || !strings.Contains(err.Error(), "uid 65534") {
 		t.Errorf("attack/nobody's listener on the port: %v", err)
+	}
+}
+
+// TestPIVStartup: a service that starts with a PIV state file puts its
+// cards in their readers by itself, with the slots the file names; a
+// damaged file leaves PIV off and says so, and the service runs on.
+func TestPIVStartup(t *testing.T) {
+	v := newFakeVPCD(t)
+	statePath := filepath.Join(t.TempDir(), "piv.json")
+	const pin = "11223344"
+	var serial string
+	var k tpmcard.KeyInfo
+	e := newEnv(t, nil, func(c *Config) {
+		c.PIVState = statePath
+		created, err := c.Manager.Create(tpmcard.CreateOptions{PIN: secret.FromString(pin), PUK: secret.FromString("55667788"),
+			PINPolicy: &tpmcard.PINPolicy{MinLength: 8, MaxLength: 8}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial = created.Card.Serial
+		if k, err = c.Manager.GenerateKey(context.Background(), serial, tpmcard.KeyOptions{Algorithm: tpmcard.ECDSAP256}, nil); err != nil {
+			t.Fatal(err)
+		}
+		st := &piv.State{Cards: []piv.CardState{{Serial: serial, Port: v.port(), Slots: map[string]string{"9e": fmt.Sprintf("%x", k.ID)}}}}
+		if err := st.Save(statePath); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.secrets = append(e.secrets, pin)
+	v.accept(10 * time.Second)
+	if _, sw := v.transmit(apdu(0x00, 0xA4, 0x04, 0x00, []byte{0xA0, 0x00, 0x00, 0x03, 0x08})); sw != 0x9000 {
+		t.Fatalf("SELECT: %04x", sw)
+	}
+	if _, sw := v.transmit(apdu(0x00, 0x20, 0x00, 0x80, []byte(pin))); sw != 0x9000 {
+		t.Fatalf("VERIFY: %04x", sw)
+	}
+	digest := sha256.Sum256([]byte("after a restart"))
+	inner := append([]byte{0x82, 0x00, 0x81, 0x20}, digest[:]...)
+	data, sw := v.transmit(append(apdu(0x00, 0x87, 0x11, 0x9E, append([]byte{0x7C, byte(len(inner))}, inner...)), 0x00))
+	if sw != 0x9000 {
+		t.Fatalf("GENERAL AUTHENTICATE in 9e from the state file: %04x", sw)
+	}
+	_, rest := berTL(t, data)
+	_, sig := berTL(t, rest)
+	if !ecdsa.VerifyASN1(k.Public.(*ecdsa.PublicKey), digest[:], sig) {
+		t.Error("the signature does not verify")
+	}
+
+	damaged := filepath.Join(t.TempDir(), "piv.json")
+	os.WriteFile(damaged, []byte("{not json"), 0o600)
+	e2 := newEnv(t, tpmtest.StartSWTPM(t).TPM(), func(c *Config) { c.PIVState = damaged })
+	if _, err := e2.dial().PIVStatus(); err == nil || !strings.Contains(err.Error(), "PIV readers are off") {
+		t.Errorf("fail/damaged state file: %v", err)
+	}
+	if !strings.Contains(e2.logs.String(), "PIV state file cannot be read") {
+		t.Errorf("the log does not say the PIV state file is damaged")
 	}
 }
