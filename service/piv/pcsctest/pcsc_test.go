@@ -111,9 +111,11 @@ func freePorts(t testing.TB) int {
 // port+1), in a mount namespace of its own where dir is /run/pcscd:
 // clients reach it through PCSCLITE_CSOCK_NAME.
 type pcscd struct {
-	port int
-	env  []string
-	log  *lockedBuffer
+	port         int
+	env          []string
+	log          *lockedBuffer
+	runDir, conf string
+	stop         func() // kills pcscd and waits for it
 }
 
 func startPCSCD(t testing.TB) *pcscd {
@@ -125,34 +127,41 @@ func startPCSCD(t testing.TB) *pcscd {
 		absent(t, "no /run/pcscd: %v", err)
 	}
 	dir := t.TempDir()
-	run, conf := filepath.Join(dir, "run"), filepath.Join(dir, "reader.conf.d")
-	for _, d := range []string{run, conf} {
+	p := &pcscd{runDir: filepath.Join(dir, "run"), conf: filepath.Join(dir, "reader.conf.d"), log: &lockedBuffer{}}
+	for _, d := range []string{p.runDir, p.conf} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	port := freePorts(t)
-	entry := fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\n", readerName, port, vpcdDriver)
-	if err := os.WriteFile(filepath.Join(conf, "vpcd"), []byte(entry), 0o644); err != nil {
+	p.port = freePorts(t)
+	entry := fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME   /dev/null:%d\nLIBPATH      %s\n", readerName, p.port, vpcdDriver)
+	if err := os.WriteFile(filepath.Join(p.conf, "vpcd"), []byte(entry), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	p.env = append(os.Environ(), "PCSCLITE_CSOCK_NAME="+filepath.Join(p.runDir, "pcscd.comm"))
+	p.start(t)
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// start starts pcscd and waits for its socket.
+func (p *pcscd) start(t testing.TB) {
+	t.Helper()
+	os.Remove(filepath.Join(p.runDir, "pcscd.comm"))
 	// No -a: pcscd would log every APDU, VERIFY's PIN among them.
-	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" /run/pcscd && exec pcscd -f -c "$2"`, "sh", run, conf)
-	p := &pcscd{port: port, log: &lockedBuffer{}, env: append(os.Environ(), "PCSCLITE_CSOCK_NAME="+filepath.Join(run, "pcscd.comm"))}
+	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" /run/pcscd && exec pcscd -f -c "$2"`, "sh", p.runDir, p.conf)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting pcscd: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
+	var once sync.Once
+	p.stop = func() { once.Do(func() { cmd.Process.Kill(); <-done }) }
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(run, "pcscd.comm")); err == nil {
-			break
+		if _, err := os.Stat(filepath.Join(p.runDir, "pcscd.comm")); err == nil {
+			return
 		}
 		select {
 		case <-done:
@@ -163,7 +172,22 @@ func startPCSCD(t testing.TB) *pcscd {
 			t.Fatalf("pcscd made no socket in 15s:\n%s", p.log)
 		}
 	}
-	return p
+}
+
+// waitCard waits until the first reader holds the card.
+func (p *pcscd) waitCard(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := p.run(t, "opensc-tool", "-l")
+		if strings.Contains(out, "Yes") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no card in the reader after 20s:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // run runs a tool against the private pcscd and returns its output and
@@ -292,17 +316,7 @@ func setUp(t testing.TB, tpm transport.TPM, withRSA bool) *rig {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out, _ := pc.run(t, "opensc-tool", "-l")
-		if strings.Contains(out, "Yes") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no card in the reader after 20s:\n%s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	pc.waitCard(t)
 	return &rig{pc: pc, m: m, serial: serial, ec: ec, rsa: rsaKey, sock: sock}
 }
 
@@ -426,5 +440,13 @@ func testOpenSC(t *testing.T, tpm transport.TPM) {
 	pc.must(t, "pkcs15-tool", "-r", "0", "--change-pin", "--pin", unblockPIN, "--new-pin", testPIN)
 	if out, ok := sign("ok/after unblock and change", "01", "ECDSA-SHA256", "pub1.pem", testPIN); !ok {
 		t.Errorf("ok/signing after the unblock and the change:\n%s", out)
+	}
+
+	// pcscd restarts: the card is back in its reader by itself.
+	pc.stop()
+	pc.start(t)
+	pc.waitCard(t)
+	if out, ok := sign("ok/after pcscd restarted", "01", "ECDSA-SHA256", "pub1.pem", testPIN); !ok {
+		t.Errorf("ok/signing after pcscd restarted:\n%s", out)
 	}
 }
