@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"testing"
 
@@ -112,7 +113,7 @@ func TestPIVCard(t *testing.T) {
 	tpmtest.ForEachTPM(t, func(t *testing.T, b *tpmtest.Backend) {
 		e := newEnv(t, b.TPM, nil)
 		const pin, puk = "123456", "87654321"
-		e.secrets = append(e.secrets, pin, puk, "654321")
+		e.secrets = append(e.secrets, pin, puk, "654321", "24682468")
 		created, err := e.m.Create(tpmcard.CreateOptions{
 			PIN: secret.FromString(pin), PUK: secret.FromString(puk),
 			PINPolicy: &tpmcard.PINPolicy{MinLength: 6, MaxLength: 8}, PINTries: 3,
@@ -134,7 +135,11 @@ func TestPIVCard(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GenerateKey always: %v", err)
 		}
-		slots := map[byte][]byte{piv.SlotAuthentication: ec.ID, piv.SlotKeyManagement: rk.ID, piv.SlotCardAuth: always.ID}
+		p384, err := e.m.GenerateKey(ctx, serial, tpmcard.KeyOptions{Algorithm: tpmcard.ECDSAP384}, nil)
+		if err != nil {
+			t.Fatalf("GenerateKey P-384: %v", err)
+		}
+		slots := map[byte][]byte{piv.SlotAuthentication: ec.ID, piv.SlotKeyManagement: rk.ID, piv.SlotCardAuth: always.ID, piv.SlotSignature: p384.ID}
 		card := e.s.newPIVCard(serial, "test reader", slots)
 		a := piv.NewApplet(serial, card, slots)
 
@@ -181,6 +186,21 @@ func TestPIVCard(t *testing.T) {
 		}
 		if err := rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, digest[:], sig); err != nil {
 			t.Errorf("ok/RSA: %v", err)
+		}
+
+		// ECDSA P-384 in 9c, the digital signature key: once per VERIFY.
+		d384 := sha512.Sum384([]byte("PIV challenge"))
+		if sig, sw = generalAuthenticate(t, a, 0x14, 0x9C, d384[:]); sw != 0x9000 || !ecdsa.VerifyASN1(p384.Public.(*ecdsa.PublicKey), d384[:], sig) {
+			t.Errorf("ok/ECDSA P-384 in 9c: %04x", sw)
+		}
+		if _, sw = generalAuthenticate(t, a, 0x14, 0x9C, d384[:]); sw != 0x6982 {
+			t.Errorf("fail/9c twice after one VERIFY: %04x, want 6982", sw)
+		}
+		if _, sw = generalAuthenticate(t, a, 0x11, 0x9C, d384[:]); sw != 0x6A86 {
+			t.Errorf("fail/9c with the P-256 algorithm: %04x, want 6A86", sw)
+		}
+		if _, sw := transmit(t, a, apdu(0x00, 0x20, 0x00, 0x80, pinField8(pin))); sw != 0x9000 {
+			t.Fatalf("ok/VERIFY for the always key: %04x", sw)
 		}
 
 		// A key that needs the PIN for every signature: once per VERIFY.
@@ -235,6 +255,16 @@ func TestPIVCard(t *testing.T) {
 		}
 		if sig, sw = generalAuthenticate(t, a, 0x11, 0x9A, digest[:]); sw != 0x9000 || !ecdsa.VerifyASN1(ec.Public.(*ecdsa.PublicKey), digest[:], sig) {
 			t.Errorf("ok/sign after the change: %04x", sw)
+		}
+		// CHANGE REFERENCE DATA of the PUK: the TPM checks the old one.
+		if _, sw := transmit(t, a, apdu(0x00, 0x24, 0x00, 0x81, append(pinField8("00000000"), pinField8("24682468")...))); sw != 0x63C2 {
+			t.Errorf("fail/PUK change with a wrong PUK: %04x, want 63C2 (the unblock reset the count)", sw)
+		}
+		if _, sw := transmit(t, a, apdu(0x00, 0x24, 0x00, 0x81, append(pinField8(puk), pinField8("24682468")...))); sw != 0x9000 {
+			t.Errorf("ok/PUK change: %04x", sw)
+		}
+		if err := e.m.CheckPUK(serial, secret.FromString("24682468")); err != nil {
+			t.Errorf("the new PUK: %v", err)
 		}
 		// A reset ends the security status.
 		a.Reset()
