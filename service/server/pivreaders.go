@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -54,6 +55,12 @@ func (s *Server) startPIV() {
 		return
 	}
 	for _, c := range p.state.Cards {
+		if _, err := s.m.Card(c.Serial); errors.Is(err, tpmcard.ErrNotFound) {
+			// Destroyed while it was in a reader: no card to insert.
+			s.log.Warn().Str("card", c.Serial).Int("port", c.Port).
+				Msg("the PIV state names a card that no longer exists: its reader stays empty (tpmcard piv disable --card SERIAL drops it)")
+			continue
+		}
 		s.startReaderLocked(c)
 	}
 }

@@ -272,7 +272,8 @@ func TestPIVStartup(t *testing.T) {
 		if k, err = c.Manager.GenerateKey(context.Background(), serial, tpmcard.KeyOptions{Algorithm: tpmcard.ECDSAP256}, nil); err != nil {
 			t.Fatal(err)
 		}
-		st := &piv.State{Cards: []piv.CardState{{Serial: serial, Port: v.port(), Slots: map[string]string{"9e": fmt.Sprintf("%x", k.ID)}}}}
+		st := &piv.State{Cards: []piv.CardState{{Serial: serial, Port: v.port(), Slots: map[string]string{"9e": fmt.Sprintf("%x", k.ID)}},
+			{Serial: "00000000deadbeef", Port: 1}}} // a card destroyed while in a reader
 		if err := st.Save(statePath); err != nil {
 			t.Fatal(err)
 		}
@@ -295,6 +296,17 @@ func TestPIVStartup(t *testing.T) {
 	_, sig := berTL(t, rest)
 	if !ecdsa.VerifyASN1(k.Public.(*ecdsa.PublicKey), digest[:], sig) {
 		t.Error("the signature does not verify")
+	}
+
+	if !strings.Contains(e.logs.String(), "the PIV state names a card that no longer exists") {
+		t.Error("the log does not say the destroyed card's reader stays empty")
+	}
+	c := e.dial()
+	if cards, err := c.PIVStatus(); err != nil || len(cards) != 2 || cards[1].Connected || !cards[0].Connected {
+		t.Errorf("status with a destroyed card: %+v %v", cards, err)
+	}
+	if cards, err := c.PIVDisable("00000000deadbeef"); err != nil || len(cards) != 1 {
+		t.Errorf("ok/disable a destroyed card: %+v %v", cards, err)
 	}
 
 	damaged := filepath.Join(t.TempDir(), "piv.json")
