@@ -126,6 +126,9 @@ func startPCSCD(t testing.TB) *pcscd {
 	if err := os.MkdirAll("/run/pcscd", 0o755); err != nil {
 		absent(t, "no /run/pcscd: %v", err)
 	}
+	if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+		absent(t, "no mount namespace for a private pcscd (a container without CAP_SYS_ADMIN?): unshare -m: %v %s", err, out)
+	}
 	dir := t.TempDir()
 	p := &pcscd{runDir: filepath.Join(dir, "run"), conf: filepath.Join(dir, "reader.conf.d"), log: &lockedBuffer{}}
 	for _, d := range []string{p.runDir, p.conf} {
