@@ -49,7 +49,8 @@ type Link struct {
 	// (CheckListener: the process listening on the port must be root's).
 	Check func(port int) error
 	// MinBackoff and MaxBackoff bound the wait between tries (defaults
-	// 250 ms and 10 s).
+	// 250 ms and 2 s: a try is a read of /proc/net/tcp and a refused
+	// loopback connection, and a client that started pcscd waits that long).
 	MinBackoff, MaxBackoff time.Duration
 
 	connected atomic.Bool
@@ -65,7 +66,7 @@ func (l *Link) Run(ctx context.Context) {
 		lo = 250 * time.Millisecond
 	}
 	if hi < lo {
-		hi = max(10*time.Second, lo)
+		hi = max(2*time.Second, lo)
 	}
 	wait := lo
 	warned := false
