@@ -315,6 +315,18 @@ int p11_session_set_pending(CK_SESSION_HANDLE h, int op, const tc_ticket *t)
 	return found;
 }
 
+void p11_session_set_proven(CK_SESSION_HANDLE h, int op, const struct p11_proven *p)
+{
+	tc_mutex_lock(&mu);
+	for (size_t i = 0; i < nsessions; i++) {
+		if (sessions[i].h == h) {
+			sessions[i].proven[op] = *p;
+			break;
+		}
+	}
+	tc_mutex_unlock(&mu);
+}
+
 /* forget_pending drops the unread init replies of a session taken out of
  * the table. */
 static void forget_pending(struct p11_session *s)

@@ -19,6 +19,17 @@ enum { P11_OP_SIGN, P11_OP_DIGEST, P11_OP_VERIFY, P11_OPS };
 /* A session: the service's session number on the connection of
  * generation gen, and for each operation an init request whose reply is
  * not read yet. */
+/* An init the service accepted in a session: the same init again is
+ * pipelined (op_init, p11_objects.c). */
+#define P11_PROVEN_PARAM 32
+struct p11_proven {
+	int set;
+	CK_MECHANISM_TYPE mech;
+	CK_OBJECT_HANDLE key;
+	CK_ULONG param_len;
+	unsigned char param[P11_PROVEN_PARAM];
+};
+
 struct p11_session {
 	CK_SESSION_HANDLE h;
 	CK_SLOT_ID slot;
@@ -26,6 +37,7 @@ struct p11_session {
 	uint64_t gen;
 	int pending[P11_OPS];
 	tc_ticket init[P11_OPS];
+	struct p11_proven proven[P11_OPS];
 };
 
 /* A request being encoded, in a buffer of its own (wiped when freed). */
@@ -68,6 +80,7 @@ int p11_get_bytes(tc_val m, uint64_t key, const uint8_t **p, size_t *n); /* abse
 CK_RV p11_session_get(CK_SESSION_HANDLE h, struct p11_session *out);
 int p11_session_take_pending(CK_SESSION_HANDLE h, int op, tc_ticket *t);
 int p11_session_set_pending(CK_SESSION_HANDLE h, int op, const tc_ticket *t);
+void p11_session_set_proven(CK_SESSION_HANDLE h, int op, const struct p11_proven *p);
 int p11_session_req(p11_req *req, const struct p11_session *s, size_t n, size_t extra);
 CK_RV p11_session_call(CK_SESSION_HANDLE h, uint8_t type, const uint64_t *arg, uint8_t want, p11_reply *r);
 CK_RV p11_simple_call(CK_SESSION_HANDLE h, uint8_t type);

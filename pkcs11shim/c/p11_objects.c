@@ -343,7 +343,12 @@ CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTR
  * and C_VerifyInit do not wait for their reply: the next call of the
  * operation collects it, so that an init and its C_Sign or C_Verify cost
  * one round trip. An init that failed returns CKR_OK and its CK_RV comes
- * from that next call (docs/wire.md). C_DigestInit waits (op_init). Digests and
+ * from that next call (docs/wire.md), once the same init (mechanism,
+ * parameter, key) has succeeded in the session: the first of each waits,
+ * so that an application probing mechanisms (pkcs11-tool --test tries
+ * CKM_RSA_X_509 and takes CKR_MECHANISM_INVALID as "not this one") hears
+ * the answer from the init, and a signing loop still costs one round trip
+ * a signature. C_DigestInit always waits (op_init). Digests and
  * signatures share their requests' shapes and their replies' (Signed,
  * Digested: {1 rv, 2 length, 3 bytes}). */
 
@@ -379,8 +384,9 @@ static CK_RV collect_init(const tc_ticket *t)
  * (pkcs11-tool --test does, for MD5 and RIPEMD-160), and a digest is not
  * the path whose round trip counts. */
 static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, int with_key,
-                     CK_OBJECT_HANDLE key)
+                     CK_OBJECT_HANDLE key, const char **how)
 {
+	*how = "";
 	struct p11_session s;
 	CK_RV rv = p11_session_get(h, &s);
 	if (rv != CKR_OK)
@@ -392,8 +398,17 @@ static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_P
 	tc_ticket t;
 	if (p11_session_take_pending(h, o->op, &t))
 		collect_init(&t); /* an earlier init never followed: the service judges this one */
-	int wait = o->op == P11_OP_DIGEST;
 	int has_param = m->pParameter != NULL && m->ulParameterLen > 0;
+	struct p11_proven this = {1, m->mechanism, with_key ? key : 0, 0, {0}};
+	int fits = m->ulParameterLen <= P11_PROVEN_PARAM;
+	if (has_param && fits) {
+		this.param_len = m->ulParameterLen;
+		memcpy(this.param, m->pParameter, m->ulParameterLen);
+	}
+	const struct p11_proven *was = &s.proven[o->op];
+	int proven = fits && was->set && was->mech == this.mech && was->key == this.key &&
+	             was->param_len == this.param_len && memcmp(was->param, this.param, this.param_len) == 0;
+	int wait = o->op == P11_OP_DIGEST || !proven;
 	p11_req req;
 	if (!p11_session_req(&req, &s, 2 + (size_t)has_param + (size_t)with_key, 32 + m->ulParameterLen))
 		return CKR_HOST_MEMORY;
@@ -412,6 +427,8 @@ static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_P
 		rv = p11_call(s.gen, o->init, &req, W_ACK, &r, CKR_DEVICE_REMOVED);
 		p11_enc_free(&req);
 		p11_reply_free(&r);
+		if (rv == CKR_OK && fits)
+			p11_session_set_proven(h, o->op, &this);
 		return rv;
 	}
 	size_t n;
@@ -428,20 +445,23 @@ static CK_RV op_init(const struct p11_op *o, CK_SESSION_HANDLE h, CK_MECHANISM_P
 		tc_conn_forget(p11_conn(), &t); /* closed meanwhile */
 		return CKR_SESSION_HANDLE_INVALID;
 	}
+	*how = " (pipelined)";
 	return CKR_OK;
 }
 
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	CK_RV rv = op_init(&sign_op, hSession, pMechanism, 1, hKey);
-	P11_LOG("C_SignInit(session=%lu, mechanism=%#lx, key=%lu) = %s (pipelined)", hSession,
-	        pMechanism != NULL ? pMechanism->mechanism : 0UL, hKey, p11_rv_name(rv));
+	const char *how;
+	CK_RV rv = op_init(&sign_op, hSession, pMechanism, 1, hKey, &how);
+	P11_LOG("C_SignInit(session=%lu, mechanism=%#lx, key=%lu) = %s%s", hSession,
+	        pMechanism != NULL ? pMechanism->mechanism : 0UL, hKey, p11_rv_name(rv), how);
 	return rv;
 }
 
 CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
-	CK_RV rv = op_init(&digest_op, hSession, pMechanism, 0, 0);
+	const char *how;
+	CK_RV rv = op_init(&digest_op, hSession, pMechanism, 0, 0, &how);
 	P11_LOG("C_DigestInit(session=%lu, mechanism=%#lx) = %s", hSession,
 	        pMechanism != NULL ? pMechanism->mechanism : 0UL, p11_rv_name(rv));
 	return rv;
@@ -449,9 +469,10 @@ CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 
 CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	CK_RV rv = op_init(&verify_op, hSession, pMechanism, 1, hKey);
-	P11_LOG("C_VerifyInit(session=%lu, mechanism=%#lx, key=%lu) = %s (pipelined)", hSession,
-	        pMechanism != NULL ? pMechanism->mechanism : 0UL, hKey, p11_rv_name(rv));
+	const char *how;
+	CK_RV rv = op_init(&verify_op, hSession, pMechanism, 1, hKey, &how);
+	P11_LOG("C_VerifyInit(session=%lu, mechanism=%#lx, key=%lu) = %s%s", hSession,
+	        pMechanism != NULL ? pMechanism->mechanism : 0UL, hKey, p11_rv_name(rv), how);
 	return rv;
 }
 

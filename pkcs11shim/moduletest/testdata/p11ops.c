@@ -165,11 +165,16 @@ static void verification(CK_SESSION_HANDLE h) {
 		free(big);
 	}
 
-	CHECK("C_VerifyInit(private key) is pipelined", f->C_VerifyInit(h, &m, priv), CKR_OK);
-	CHECK("C_Verify after it: CKR_KEY_FUNCTION_NOT_PERMITTED", f->C_Verify(h, msg, sizeof msg, sig, sl), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	// An init not yet seen to succeed in the session answers for itself
+	// (applications probe mechanisms with it); one that has is pipelined,
+	// and its failure is the next call's answer.
+	CHECK("C_VerifyInit(private key), never accepted: answers itself", f->C_VerifyInit(h, &m, priv), CKR_KEY_FUNCTION_NOT_PERMITTED);
 	CK_MECHANISM rsa = {CKM_SHA256_RSA_PKCS, NULL, 0};
-	CHECK("C_VerifyInit(RSA mechanism, EC key)", f->C_VerifyInit(h, &rsa, pub), CKR_OK);
-	CHECK("C_VerifyFinal after it: CKR_KEY_TYPE_INCONSISTENT", f->C_VerifyFinal(h, sig, sl), CKR_KEY_TYPE_INCONSISTENT);
+	CHECK("C_VerifyInit(RSA mechanism, EC key)", f->C_VerifyInit(h, &rsa, pub), CKR_KEY_TYPE_INCONSISTENT);
+	CHECK("C_Logout", f->C_Logout(h), CKR_OK);
+	CHECK("C_SignInit after the logout, accepted before: pipelined", f->C_SignInit(h, &m, priv), CKR_OK);
+	sl = sizeof sig;
+	CHECK("C_Sign after it: CKR_USER_NOT_LOGGED_IN", f->C_Sign(h, msg, sizeof msg, sig, &sl), CKR_USER_NOT_LOGGED_IN);
 }
 
 static void data_objects(CK_SESSION_HANDLE ro, CK_SESSION_HANDLE rw) {
@@ -256,12 +261,18 @@ int main(int argc, char **argv) {
 	CHECK("C_OpenSession(read-write)", f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw), CKR_OK);
 	digests(ro);
 	CHECK("C_Login", f->C_Login(rw, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)), CKR_OK);
-	verification(ro);
+	verification(ro); /* logs out */
+	CHECK("C_Login", f->C_Login(rw, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)), CKR_OK);
 	data_objects(ro, rw);
 
-	// A pending C_VerifyInit dies with its session.
+	// A pending C_VerifyInit dies with its session (the second is
+	// pipelined: the first was accepted).
 	CK_MECHANISM ecdsa = {CKM_ECDSA, NULL, 0};
-	CHECK("C_VerifyInit", f->C_VerifyInit(ro, &ecdsa, find_one(ro, CKO_PUBLIC_KEY)), CKR_OK);
+	CK_OBJECT_HANDLE pub = find_one(ro, CKO_PUBLIC_KEY);
+	CK_BYTE d[32] = {0}, bad[64] = {0};
+	CHECK("C_VerifyInit", f->C_VerifyInit(ro, &ecdsa, pub), CKR_OK);
+	CHECK("C_Verify(a signature of zeros)", f->C_Verify(ro, d, sizeof d, bad, sizeof bad), CKR_SIGNATURE_INVALID);
+	CHECK("C_VerifyInit", f->C_VerifyInit(ro, &ecdsa, pub), CKR_OK);
 	CHECK("C_CloseSession with a C_VerifyInit pending", f->C_CloseSession(ro), CKR_OK);
 	CHECK("C_Finalize", f->C_Finalize(NULL), CKR_OK);
 	printf("%d failures\n", failures);
