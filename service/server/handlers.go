@@ -767,6 +767,7 @@ func (c *conn) destroyCard(m *wire.DestroyCard) (any, error) {
 	}
 	c.s.logins.forget(m.Serial)
 	c.objects.dropCard(m.Serial)
+	c.s.pivForget(m.Serial)
 	c.log.Info().Str("card", m.Serial).Msg("card destroyed")
 	return &wire.Ack{}, nil
 }

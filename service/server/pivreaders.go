@@ -239,6 +239,25 @@ func (c *conn) pivEnable(m *wire.PIVEnable) error {
 	return nil
 }
 
+// pivForget takes a destroyed card out of its reader and out of the PIV
+// state, so that a reader does not go on answering for a card that is
+// gone and a later card cannot inherit its slots.
+func (s *Server) pivForget(serial string) {
+	p := &s.piv
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.path == "" || p.state == nil || p.state.Card(serial) == nil {
+		return
+	}
+	next := p.clone()
+	next.Cards = slices.DeleteFunc(next.Cards, func(cs piv.CardState) bool { return cs.Serial == serial })
+	if err := s.savePIVLocked(next); err != nil {
+		return // logged; the next start finds the card gone and says so
+	}
+	s.stopReaderLocked(serial)
+	s.log.Info().Str("event", "piv_disabled").Str("card", serial).Msg("destroyed card taken out of its PIV reader")
+}
+
 func (c *conn) pivDisable(m *wire.PIVDisable) error {
 	s := c.s
 	next := s.piv.clone()

@@ -200,6 +200,37 @@ func TestPIVReaders(t *testing.T) {
 	}
 }
 
+// TestPIVDestroyedCard: destroying a card takes it out of its reader and
+// out of the PIV state.
+func TestPIVDestroyedCard(t *testing.T) {
+	statePath := filepath.Join(t.TempDir(), "piv.json")
+	e := newEnv(t, nil, func(c *Config) { c.PIVState = statePath })
+	created, err := e.m.Create(tpmcard.CreateOptions{PIN: secret.FromString("246810"), PUK: secret.FromString("13579135"),
+		PINPolicy: &tpmcard.PINPolicy{MinLength: 6, MaxLength: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := created.Card.Serial
+	c := e.dial()
+	v := newFakeVPCD(t)
+	if _, err := c.PIVEnable(serial, v.port(), true); err != nil {
+		t.Fatal(err)
+	}
+	v.accept(10 * time.Second)
+	if err := c.DestroyCard(serial); err != nil {
+		t.Fatal(err)
+	}
+	if cards, err := c.PIVStatus(); err != nil || len(cards) != 0 {
+		t.Errorf("PIV status after the card was destroyed: %+v %v", cards, err)
+	}
+	if st, err := piv.LoadState(statePath); err != nil || st.Card(serial) != nil {
+		t.Errorf("PIV state after the card was destroyed: %+v %v", st, err)
+	}
+	if _, err := v.recv(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the destroyed card is still in its reader: %v", err)
+	}
+}
+
 func hasStatus(err error, s wire.Status) bool {
 	var se *wire.StatusError
 	return errors.As(err, &se) && se.Status == s
