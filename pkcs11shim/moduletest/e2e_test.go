@@ -84,13 +84,13 @@ func startDaemon(t *testing.T, ready string, name string, args ...string) *syncB
 	return out
 }
 
-// TestOpenSSHLogin logs in to a throwaway sshd on 127.0.0.1 with
-// `ssh -I module`: OpenSSH finds the key, asks for the PIN and signs the
-// server's challenge on the card.
-func TestOpenSSHLogin(t *testing.T) {
-	ssh := need(t, "ssh", "openssh-client")
-	keygen := need(t, "ssh-keygen", "openssh-client")
-	sshd := "/usr/sbin/sshd"
+// sshTools returns OpenSSH's client, ssh-keygen and sshd, for a
+// throwaway sshd on loopback, which needs root (privilege separation).
+func sshTools(t *testing.T) (ssh, keygen, sshd string) {
+	t.Helper()
+	ssh = need(t, "ssh", "openssh-client")
+	keygen = need(t, "ssh-keygen", "openssh-client")
+	sshd = "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
 		absent(t, "%s is not installed (Debian package openssh-server)", sshd)
 	}
@@ -100,6 +100,14 @@ func TestOpenSSHLogin(t *testing.T) {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Skipf("sshd's privilege separation directory: %v", err)
 	}
+	return ssh, keygen, sshd
+}
+
+// TestOpenSSHLogin logs in to a throwaway sshd on 127.0.0.1 with
+// `ssh -I module`: OpenSSH finds the key, asks for the PIN and signs the
+// server's challenge on the card.
+func TestOpenSSHLogin(t *testing.T) {
+	ssh, keygen, sshd := sshTools(t)
 	lib := module(t)
 	startService(t)
 	dir := t.TempDir()

@@ -231,18 +231,7 @@ func contextSigns(log string) int {
 // nothing without that login, so ssh -I gets CKR_USER_NOT_LOGGED_IN from
 // C_Sign and the server refuses the key.
 func TestOpenSSHAlwaysAuthenticate(t *testing.T) {
-	sshBin := need(t, "ssh", "openssh-client")
-	keygen := need(t, "ssh-keygen", "openssh-client")
-	sshd := "/usr/sbin/sshd"
-	if _, err := os.Stat(sshd); err != nil {
-		absent(t, "%s is not installed (Debian package openssh-server)", sshd)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("a throwaway sshd needs root here (privilege separation)")
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Skipf("sshd's privilege separation directory: %v", err)
-	}
+	sshBin, keygen, sshd := sshTools(t)
 	lib := module(t)
 	s := startService(t)
 	k, err := s.m.GenerateKey(context.Background(), s.serial, tpmcard.KeyOptions{Algorithm: tpmcard.ECDSAP256, Label: "always key", PINUse: tpmcard.PINAlways}, nil)
