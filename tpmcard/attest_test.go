@@ -2,6 +2,7 @@ package tpmcard
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -66,6 +67,23 @@ func TestAttest(t *testing.T) {
 				}
 			})
 		}
+		t.Run("ok/PIN always", func(t *testing.T) {
+			k, err := m.GenerateKey(context.Background(), serial, KeyOptions{Algorithm: ECDSAP256, PINUse: PINAlways}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := m.Attest(serial, k.ID, AttestOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := attest.Verify(st, attest.Options{PublicKey: k.Public})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(res.Checked, "\n"), "PIN policy always") {
+				t.Fatalf("checked %q: nothing says PIN policy always", res.Checked)
+			}
+		})
 		admin, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		for _, noPUK := range []bool{false, true} {
 			t.Run(fmt.Sprintf("ok/admin key, no PUK %v", noPUK), func(t *testing.T) {

@@ -25,12 +25,16 @@ import (
 //	                       NV_Write + PolicySigned(admin, "tpmcard unblock-reset SERIAL") }
 //	provision:   NV_Write + PolicySigned(A, "tpmcard provision")
 //	A approves, for each index X: NV_ChangeAuth + PolicySecret(X)
+//	key, PIN once:   PolicySecret(I)
+//	key, PIN always: Sign + PolicySecret(I, "tpmcard sign always")
 const (
 	refProvision = "tpmcard provision"
 	refPINChange = "tpmcard pin change"
 	refPUKChange = "tpmcard puk change"
 	refSetPIN    = "tpmcard unblock-pin "
 	refResetPIN  = "tpmcard unblock-reset "
+	// refSignAlways is the policyRef of a PIN-always key's PIN proof.
+	refSignAlways = "tpmcard sign always"
 )
 
 // counterAttributes are the attributes of a card's PIN and PUK indices
@@ -212,6 +216,25 @@ func verifyPolicies(s *Statement, res *Result, pin *tpm2.TPMSNVPublic, binding [
 	return nil
 }
 
+// A key's PIN policy, as keyPolicy reads it from its authPolicy.
+const (
+	pinNone   = iota // not one of tpmcard's key policies
+	pinOnce          // PolicySecret(PIN): the PIN unlocks the key for a session
+	pinAlways        // PolicyCommandCode(Sign) + PolicySecret(PIN, refSignAlways): one PIN proof per signature
+)
+
+// keyPolicy says which of tpmcard's key policies on the PIN index named
+// pinName the authPolicy is, recomputing both.
+func keyPolicy(authPolicy, pinName []byte) int {
+	switch {
+	case samePolicy(authPolicy, newCalc().secret(pinName).digest()):
+		return pinOnce
+	case samePolicy(authPolicy, newCalc().cc(tpm2.TPMCCSign).secretRef(pinName, refSignAlways).digest()):
+		return pinAlways
+	}
+	return pinNone
+}
+
 // approved checks the approval key's signature of the change policy of
 // the index named indexName: aHash = H(approvedPolicy || policyRef) (Part 3
 // §23.16), as r||s.
@@ -274,6 +297,11 @@ func (c *calc) cc(code tpm2.TPMCC) *calc {
 
 func (c *calc) secret(name []byte) *calc {
 	return c.update(tpm2.PolicySecret{AuthHandle: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: name}}})
+}
+
+func (c *calc) secretRef(name []byte, ref string) *calc {
+	return c.update(tpm2.PolicySecret{AuthHandle: tpm2.NamedHandle{Name: tpm2.TPM2BName{Buffer: name}},
+		PolicyRef: tpm2.TPM2BNonce{Buffer: []byte(ref)}})
 }
 
 func (c *calc) signed(keyName, ref []byte) *calc {

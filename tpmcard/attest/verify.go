@@ -230,11 +230,17 @@ func Verify(s *Statement, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	// The key's policy: PolicySecret(PIN index).
-	if !samePolicy(pub.AuthPolicy.Buffer, newCalc().secret(nvName.Buffer).digest()) {
-		return nil, fail("the key's authPolicy is not PolicySecret of the certified PIN index")
+	// The key's policy: one of tpmcard's two, on the certified PIN index.
+	switch keyPolicy(pub.AuthPolicy.Buffer, nvName.Buffer) {
+	case pinOnce:
+		ok("the key's authPolicy is PolicySecret(PIN index): the key signs only after the PIN the TPM counts")
+	case pinAlways:
+		ok("the key's authPolicy is PolicyCommandCode(Sign) + PolicySecret(PIN index, \"" + refSignAlways + "\"): " +
+			"PIN policy always: the key only signs, each signature after a PIN proof of its own that the TPM counts")
+	default:
+		return nil, fail("the key's authPolicy is neither PolicySecret of the certified PIN index nor " +
+			"PolicyCommandCode(Sign) + PolicySecret(PIN index, \"" + refSignAlways + "\")")
 	}
-	ok("the key's authPolicy is PolicySecret(PIN index): the key signs only after the PIN the TPM counts")
 
 	if s.EKCert != nil {
 		if res.EKCert, err = x509.ParseCertificate(s.EKCert); err != nil {
