@@ -249,7 +249,16 @@ func (c *conn) sign(m *wire.Sign) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.kind != objPrivate {
+	var sk *tpmcard.SessionKey
+	switch r.kind {
+	case objPrivate:
+	case objSessionPrivate: // sessionkeys.go
+		skey, err := c.sessionKeyOf(s, m.Object, r)
+		if err != nil {
+			return nil, err
+		}
+		sk = skey.key
+	default:
 		return nil, wire.NewError(wire.KeyTypeInconsistent, "a public key object cannot sign")
 	}
 	digest, opts, err := prepareSign(k, m.Mechanism, m.Param, m.Data)
@@ -258,7 +267,11 @@ func (c *conn) sign(m *wire.Sign) (any, error) {
 	}
 	var sig []byte
 	err = c.s.logins.withUser(c, s.serial, func() (err error) {
-		sig, err = c.s.m.Sign(s.serial, k.ID, digest, opts)
+		if sk != nil {
+			sig, err = c.s.m.SignSessionKey(sk, digest, opts)
+		} else {
+			sig, err = c.s.m.Sign(s.serial, k.ID, digest, opts)
+		}
 		return err
 	})
 	if err != nil {
@@ -279,7 +292,7 @@ func (c *conn) signLength(m *wire.SignLength) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.kind != objPrivate {
+	if r.kind != objPrivate && r.kind != objSessionPrivate {
 		return nil, wire.NewError(wire.KeyTypeInconsistent, "a public key object cannot sign")
 	}
 	n, err := signatureLength(k, m.Mechanism)

@@ -91,8 +91,8 @@ func (c *conn) newVerifyOp(p *p11State, s *session, m *wire.VerifyInit) (*verify
 		return nil, err
 	}
 	switch r.kind {
-	case objPublic:
-	case objPrivate:
+	case objPublic, objSessionPublic:
+	case objPrivate, objSessionPrivate:
 		return nil, &wire.StatusError{Status: wire.KeyTypeInconsistent, TriesLeft: -1,
 			Message: "a private key does not verify: use its public key object", RV: p11.CKRKeyFunctionNotPermitted}
 	default:
