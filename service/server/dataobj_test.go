@@ -260,9 +260,13 @@ func TestSetAttributeValue(t *testing.T) {
 		{"fail/cert-value", rw.Session, cert, []wire.Attribute{{Type: p11.CKAValue, Value: der}}, p11.CKRAttributeReadOnly},
 		{"fail/cert-class", rw.Session, cert, []wire.Attribute{{Type: p11.CKAClass, Value: wire.ULong(p11.CKOCertificate)}}, p11.CKRAttributeReadOnly},
 		{"fail/unknown-attribute", rw.Session, cert, []wire.Attribute{{Type: 0x7fff_0000, Value: []byte{1}}}, p11.CKRAttributeTypeInvalid},
-		// A generated key's objects say CKA_MODIFIABLE false.
-		{"fail/private-key-not-modifiable", rw.Session, privKey, []wire.Attribute{label("renamed private")}, p11.CKRAttributeReadOnly},
-		{"fail/public-key-not-modifiable", rw.Session, pubKey, []wire.Attribute{{Type: p11.CKAID, Value: []byte("new id")}}, p11.CKRAttributeReadOnly},
+		// A token key's objects say CKA_MODIFIABLE true: their label and
+		// ID change, each on its own object; nothing else does.
+		{"ok/private-key-label", rw.Session, privKey, []wire.Attribute{label("renamed private")}, 0},
+		{"ok/public-key-id", rw.Session, pubKey, []wire.Attribute{{Type: p11.CKAID, Value: []byte("new id")}}, 0},
+		{"fail/private-key-sign", rw.Session, privKey, []wire.Attribute{{Type: p11.CKASign, Value: wire.Bool(false)}}, p11.CKRAttributeReadOnly},
+		{"fail/public-key-ec-point", rw.Session, pubKey, []wire.Attribute{{Type: p11.CKAECPoint, Value: []byte{4}}}, p11.CKRAttributeReadOnly},
+		{"fail/token-key-in-read-only-session", ro, privKey, []wire.Attribute{label("x")}, p11.CKRSessionReadOnly},
 		{"fail/token-cert-in-read-only-session", ro, cert, []wire.Attribute{label("x")}, p11.CKRSessionReadOnly},
 		{"fail/label-too-long", rw.Session, cert, []wire.Attribute{label(strings.Repeat("l", 65))}, p11.CKRAttributeValueInvalid},
 		{"ok/data-label-and-application", rw.Session, data, []wire.Attribute{label("data renamed"), {Type: ckaApplication, Value: []byte("app 2")}}, 0},
@@ -290,7 +294,8 @@ func TestSetAttributeValue(t *testing.T) {
 		{cert, p11.CKALabel, "renamed cert"},
 		{cert, p11.CKAID, "cert id"},
 		{privKey, p11.CKAID, string(ecID)},
-		{pubKey, p11.CKAID, string(ecID)},
+		{privKey, p11.CKALabel, "renamed private"},
+		{pubKey, p11.CKAID, "new id"},
 		{data, p11.CKALabel, "data renamed"},
 		{data, ckaApplication, "app 2"},
 		{data, p11.CKAValue, "value"},

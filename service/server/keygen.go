@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/asn1"
+	"fmt"
 
 	"github.com/tpmcard/tpmcard/service/p11"
 	"github.com/tpmcard/tpmcard/service/wire"
@@ -125,6 +126,13 @@ func keygenTemplates(mech uint64, param []byte, pub, priv []wire.Attribute) (spe
 		return fail(wire.TemplateInconsistent, "CKA_TOKEN differs between the templates: the card makes both halves token objects or both session objects")
 	}
 	spec.token = privToken || pubToken
+	// A token key's label and ID can change (setattr.go), a session
+	// key's cannot: CKA_MODIFIABLE is CKA_TOKEN.
+	for _, t := range [][]wire.Attribute{priv, pub} {
+		if m, says := boolAttr(t, p11.CKAModifiable); says && m != spec.token {
+			return fail(wire.TemplateInconsistent, fmt.Sprintf("the card's %s keys have CKA_MODIFIABLE %v (their label and ID)", map[bool]string{true: "token", false: "session"}[spec.token], spec.token))
+		}
+	}
 	if always, _ := boolAttr(priv, p11.CKAAlwaysAuthenticate); always {
 		spec.use = tpmcard.PINAlways
 	}
@@ -192,11 +200,11 @@ var keyFlags = map[bool]map[uint64]bool{
 	true: { // private key
 		p11.CKAPrivate: true, p11.CKASensitive: true, p11.CKAExtractable: false,
 		p11.CKASign: true, p11.CKADecrypt: false, p11.CKAUnwrap: false, p11.CKASignRecover: false,
-		p11.CKADerive: false, p11.CKAModifiable: false, p11.CKACopyable: false, p11.CKADestroyable: true,
+		p11.CKADerive: false, p11.CKACopyable: false, p11.CKADestroyable: true,
 	},
 	false: { // public key
 		p11.CKAPrivate: false, p11.CKAVerify: true, p11.CKAEncrypt: false,
-		p11.CKAWrap: false, p11.CKAVerifyRecover: false, p11.CKADerive: false, p11.CKAModifiable: false,
+		p11.CKAWrap: false, p11.CKAVerifyRecover: false, p11.CKADerive: false,
 		p11.CKACopyable: false, p11.CKADestroyable: true,
 	},
 }
@@ -221,7 +229,7 @@ func checkTemplate(t []wire.Attribute, priv bool, mech uint64) error {
 			continue
 		}
 		switch a.Type {
-		case p11.CKAToken: // either value: keygenTemplates
+		case p11.CKAToken, p11.CKAModifiable: // either value: keygenTemplates
 			if _, ok := wire.ParseBool(a.Value); !ok {
 				return wire.Errorf(wire.AttributeValueInvalid, "attribute %#x is a CK_BBOOL", a.Type)
 			}

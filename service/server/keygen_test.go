@@ -35,6 +35,11 @@ func TestKeygenTemplates(t *testing.T) {
 		{name: "ok/session-in-both", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAToken, false)}, priv: []wire.Attribute{b(p11.CKAToken, false)}, alg: wire.AlgECDSAP256},
 		{name: "fail/token-halves-differ", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAToken, false)}, priv: []wire.Attribute{b(p11.CKAToken, true)}, rv: p11.CKRTemplateInconsistent},
 		{name: "fail/token-not-bool", mech: ec, pub: []wire.Attribute{curve(derP256), {Type: p11.CKAToken, Value: []byte{1, 0}}}, rv: p11.CKRAttributeValueInvalid},
+		{name: "ok/token-modifiable", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAToken, true), b(p11.CKAModifiable, true)}, priv: []wire.Attribute{b(p11.CKAModifiable, true)}, alg: wire.AlgECDSAP256, token: true},
+		{name: "ok/session-not-modifiable", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAModifiable, false)}, alg: wire.AlgECDSAP256},
+		{name: "fail/token-not-modifiable", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAToken, true)}, priv: []wire.Attribute{b(p11.CKAModifiable, false)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/session-modifiable", mech: ec, pub: []wire.Attribute{curve(derP256), b(p11.CKAModifiable, true)}, rv: p11.CKRTemplateInconsistent},
+		{name: "fail/modifiable-not-bool", mech: ec, pub: []wire.Attribute{curve(derP256), {Type: p11.CKAModifiable, Value: []byte{2, 0}}}, rv: p11.CKRAttributeValueInvalid},
 		// CKA_ALWAYS_AUTHENTICATE: a key that needs the PIN for every signature.
 		{name: "ok/always-authenticate", mech: ec, pub: []wire.Attribute{curve(derP256)}, priv: []wire.Attribute{b(p11.CKAToken, true), b(p11.CKAAlwaysAuthenticate, true)}, alg: wire.AlgECDSAP256, token: true, use: tpmcard.PINAlways},
 		{name: "ok/always-authenticate-false", mech: rsa, pub: []wire.Attribute{ul(p11.CKAModulusBits, 2048)}, priv: []wire.Attribute{b(p11.CKAAlwaysAuthenticate, false)}, alg: wire.AlgRSA2048},

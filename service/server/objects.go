@@ -112,7 +112,7 @@ func destroyedHalf(kind objKind, k tpmcard.KeyInfo) bool {
 // gives the private half's CKA_ALWAYS_AUTHENTICATE.
 func keyAttribute(kind objKind, k tpmcard.KeyInfo, token bool, t uint64) ([]byte, wire.Status) {
 	switch t {
-	case p11.CKAToken:
+	case p11.CKAToken, p11.CKAModifiable: // a token key's label and ID can change (setattr.go)
 		return wire.Bool(token), wire.OK
 	case p11.CKAAlwaysAuthenticate:
 		if kind == objPrivate {

@@ -15,9 +15,9 @@ import (
 //   - keys (each half on its own) and certificates whose CKA_MODIFIABLE is
 //     true: CKA_LABEL and CKA_ID, by an administrator, as generating and
 //     importing them is; the key's own label and ID in the TPM's records
-//     stay (tpmcard.Rename). A generated key says CKA_MODIFIABLE false
-//     (attrs.go, keygen.go's keyFlags), so its objects refuse every change
-//     with CKR_ATTRIBUTE_READ_ONLY; certificates take both;
+//     stay (tpmcard.Rename). A token key says CKA_MODIFIABLE true, a
+//     session key false (keyAttribute, objects.go), whose objects refuse
+//     every change with CKR_ATTRIBUTE_READ_ONLY; certificates take both;
 //   - data objects: CKA_LABEL, CKA_APPLICATION and CKA_OBJECT_ID, unless
 //     the object's CKA_MODIFIABLE is false.
 //
