@@ -222,7 +222,10 @@ static void data_objects(CK_SESSION_HANDLE ro, CK_SESSION_HANDLE rw) {
 	CK_OBJECT_HANDLE key = find_one(rw, CKO_PRIVATE_KEY);
 	CHECK("C_CopyObject(a key)", f->C_CopyObject(rw, key, NULL, 0, &cp2), CKR_ACTION_PROHIBITED);
 	CK_ATTRIBUTE setk[] = {{CKA_LABEL, relabel, strlen(relabel)}};
-	CHECK("C_SetAttributeValue(a generated key)", f->C_SetAttributeValue(rw, key, setk, 1), CKR_ATTRIBUTE_READ_ONLY);
+	CHECK("C_SetAttributeValue(a token key's label)", f->C_SetAttributeValue(rw, key, setk, 1), CKR_OK);
+	CK_BBOOL no_sign = CK_FALSE;
+	CK_ATTRIBUTE setsign[] = {{CKA_SIGN, &no_sign, sizeof no_sign}};
+	CHECK("C_SetAttributeValue(a token key's CKA_SIGN)", f->C_SetAttributeValue(rw, key, setsign, 1), CKR_ATTRIBUTE_READ_ONLY);
 
 	CHECK("C_Logout", f->C_Logout(rw), CKR_OK);
 	TRUE_("logged out, the private objects are out of sight", count(rw, CKO_DATA) == before);
