@@ -49,24 +49,31 @@ func benchTPMs(b *testing.B, fn func(b *testing.B, tpm transport.TPM)) {
 	})
 }
 
+// benchCard opens a Manager on raw, counting its TPM commands, with one
+// card logged in; the Manager closes with the benchmark.
+func benchCard(b *testing.B, raw transport.TPM) (*Manager, *countingTPM, string) {
+	b.Helper()
+	tpm := &countingTPM{TPM: raw}
+	m, err := Open(tpm, WithStateDir(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	c, err := m.Create(CreateOptions{PIN: testPIN, PUK: testPUK})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Login(c.Card.Serial, testPIN); err != nil {
+		b.Fatal(err)
+	}
+	return m, tpm, c.Card.Serial
+}
+
 // BenchmarkSign signs with a loaded key and a proven PIN: PolicySecret +
 // TPM2_Sign per signature.
 func BenchmarkSign(b *testing.B) {
 	benchTPMs(b, func(b *testing.B, raw transport.TPM) {
-		tpm := &countingTPM{TPM: raw}
-		m, err := Open(tpm, WithStateDir(b.TempDir()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
-		c, err := m.Create(CreateOptions{PIN: testPIN, PUK: testPUK})
-		if err != nil {
-			b.Fatal(err)
-		}
-		serial := c.Card.Serial
-		if err := m.Login(serial, testPIN); err != nil {
-			b.Fatal(err)
-		}
+		m, tpm, serial := benchCard(b, raw)
 		for _, a := range []Algorithm{ECDSAP256, ECDSAP384, RSA2048} {
 			k, err := m.GenerateKey(b.Context(), serial, KeyOptions{Algorithm: a}, nil)
 			if err != nil {

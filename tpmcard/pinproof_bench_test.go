@@ -14,20 +14,7 @@ import (
 // BenchmarkSign, a login's signature, and BenchmarkSessionKeySign.
 func BenchmarkSignAlways(b *testing.B) {
 	benchTPMs(b, func(b *testing.B, raw transport.TPM) {
-		tpm := &countingTPM{TPM: raw}
-		m, err := Open(tpm, WithStateDir(b.TempDir()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
-		c, err := m.Create(CreateOptions{PIN: testPIN, PUK: testPUK})
-		if err != nil {
-			b.Fatal(err)
-		}
-		serial := c.Card.Serial
-		if err := m.Login(serial, testPIN); err != nil {
-			b.Fatal(err)
-		}
+		m, tpm, serial := benchCard(b, raw)
 		k, err := m.GenerateKey(b.Context(), serial, KeyOptions{Algorithm: ECDSAP256, PINUse: PINAlways}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -61,20 +48,7 @@ func BenchmarkSignAlways(b *testing.B) {
 // key, PolicySecret + TPM2_Sign.
 func BenchmarkSessionKeySign(b *testing.B) {
 	benchTPMs(b, func(b *testing.B, raw transport.TPM) {
-		tpm := &countingTPM{TPM: raw}
-		m, err := Open(tpm, WithStateDir(b.TempDir()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
-		c, err := m.Create(CreateOptions{PIN: testPIN, PUK: testPUK})
-		if err != nil {
-			b.Fatal(err)
-		}
-		serial := c.Card.Serial
-		if err := m.Login(serial, testPIN); err != nil {
-			b.Fatal(err)
-		}
+		m, tpm, serial := benchCard(b, raw)
 		k, err := m.GenerateSessionKey(b.Context(), serial, KeyOptions{Algorithm: ECDSAP256}, nil)
 		if err != nil {
 			b.Fatal(err)
